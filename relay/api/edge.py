@@ -1,0 +1,160 @@
+"""The ASGI layer in front of every API route: request ids, rate limits, timeouts.
+
+It runs before routing, as the reference server's middleware stack does:
+
+1. ``x-request-id``: the client's value is echoed, otherwise a UUIDv4 is generated;
+   either way it is added to every response, including 408 and 429.
+2. Per-IP rate limiting with two independent tiers (auth and standard); rejected
+   requests get a plain-text 429 with ``retry-after`` before any other work.
+3. Timeouts: the whole request, body upload included, must finish within its route's
+   limit, else the client gets an empty 408.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+
+from relay.api.asgi import respond
+from relay.config import Settings
+from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
+
+ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
+
+
+class Tier(Enum):
+    """Rate-limit tiers of the Obscura routes."""
+
+    AUTH = "auth"
+    STANDARD = "standard"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteClass:
+    """How the edge treats one request path."""
+
+    tier: Tier | None
+    timeout: float
+
+
+_AUTH_PATHS = frozenset({"/v1/users", "/v1/sessions", "/v1/sessions/refresh"})
+_STANDARD_PATHS = frozenset(
+    {"/v1/messages", "/v1/gateway", "/v1/gateway/ticket", "/v1/push-tokens"}
+)
+_STANDARD_PREFIXES = ("/v1/devices", "/v1/users/")
+
+
+class EdgePolicy:
+    """Route classification and rate-limit state. Sans-IO: callers pass the clock."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._request_timeout = float(settings.server_request_timeout_secs)
+        self._global_timeout = float(settings.server_global_timeout_secs)
+        self._attachment_timeout = float(
+            min(settings.attachment_timeout_secs, settings.server_global_timeout_secs)
+        )
+        self._backup_timeout = float(
+            min(settings.backup_timeout_secs, settings.server_global_timeout_secs)
+        )
+        request_timeout = min(self._request_timeout, self._global_timeout)
+        self._auth = RouteClass(Tier.AUTH, request_timeout)
+        self._standard = RouteClass(Tier.STANDARD, request_timeout)
+        self._limiters = {
+            Tier.AUTH: GcraLimiter(
+                Quota(settings.rate_limit_auth_per_second, settings.rate_limit_auth_burst)
+            ),
+            Tier.STANDARD: GcraLimiter(
+                Quota(settings.rate_limit_per_second, settings.rate_limit_burst)
+            ),
+        }
+        self.resolver = ClientIpResolver(settings.server_trusted_proxies)
+
+    def classify(self, path: str) -> RouteClass:
+        """The tier and timeout of a request path."""
+        if path in _AUTH_PATHS:
+            return self._auth
+        if path in _STANDARD_PATHS or path.startswith(_STANDARD_PREFIXES):
+            return self._standard
+        if path == "/v1/attachments" or path.startswith("/v1/attachments/"):
+            return RouteClass(None, self._attachment_timeout)
+        if path == "/v1/backup":
+            return RouteClass(None, self._backup_timeout)
+        return RouteClass(None, self._global_timeout)
+
+    def admit(self, tier: Tier, client: str, now: float) -> float | None:
+        """None if ``client`` may proceed, else the seconds it must wait."""
+        return self._limiters[tier].check(client, now)
+
+
+def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Iterator[bytes]:
+    return (value for key, value in headers if key.lower() == name)
+
+
+class EdgeMiddleware:
+    """Wraps an ASGI app with :class:`EdgePolicy`."""
+
+    def __init__(self, app: ASGIApp, policy: EdgePolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        request_id = (
+            next(_header_values(headers, b"x-request-id"), b"") or str(uuid.uuid4()).encode()
+        )
+        route = self.policy.classify(scope["path"])
+        if route.tier is not None:
+            client = self._client_key(scope["client"], headers)
+            wait = self.policy.admit(route.tier, client, trio.current_time())
+            if wait is not None:
+                await self._too_many_requests(send, retry_after_seconds(wait), request_id)
+                return
+
+        started = False
+
+        async def send_with_request_id(message: ASGISendEvent) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {
+                    "type": "http.response.start",
+                    "status": message["status"],
+                    "headers": [*message["headers"], (b"x-request-id", request_id)],
+                    "trailers": message.get("trailers", False),
+                }
+            await send(message)
+
+        with trio.move_on_after(route.timeout) as deadline:
+            await self.app(scope, receive, send_with_request_id)
+        if deadline.cancelled_caught and not started:
+            await respond(send, 408, b"", [(b"x-request-id", request_id)])
+
+    def _client_key(
+        self, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
+    ) -> str:
+        peer = client[0] if client else None
+        forwarded = (v.decode("latin-1") for v in _header_values(headers, b"x-forwarded-for"))
+        return self.policy.resolver.resolve(peer, forwarded)
+
+    async def _too_many_requests(
+        self, send: ASGISendCallable, seconds: int, request_id: bytes
+    ) -> None:
+        text = str(seconds).encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"x-ratelimit-after", text),
+            (b"retry-after", text),
+            (b"x-request-id", request_id),
+        ]
+        await respond(send, 429, b"Too Many Requests! Wait for " + text + b"s", headers)

@@ -1,0 +1,56 @@
+"""Device management: ``/v1/devices`` and ``/v1/devices/{deviceId}``."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from relay.api.http import bearer_token, empty_response, json_response, path_uuid, read_json
+from relay.api.obscura.responses import auth_response, device_response
+from relay.api.obscura.schemas import CreateDeviceRequest, UpdateDeviceRequest
+from relay.services.keys import PreKeyInput, SignedPreKeyInput
+from relay.services.registry import Services
+
+
+def register(bp: Blueprint, services: Services) -> None:
+    """Add the device routes to ``bp``."""
+
+    @bp.post("/v1/devices")
+    async def create_device() -> Response:
+        principal = services.sessions.authenticate(bearer_token(request))
+        body = await read_json(request, CreateDeviceRequest)
+        spk = body.signed_pre_key
+        session = await services.devices.create(
+            principal,
+            body.name,
+            body.identity_key,
+            body.registration_id,
+            SignedPreKeyInput(spk.key_id, spk.public_key, spk.signature),
+            [PreKeyInput(k.key_id, k.public_key) for k in body.one_time_pre_keys],
+        )
+        return json_response(auth_response(session), status=201)
+
+    @bp.get("/v1/devices")
+    async def list_devices() -> Response:
+        principal = services.sessions.authenticate(bearer_token(request))
+        owned = await services.devices.list_owned(principal)
+        return json_response({"devices": [device_response(d) for d in owned]})
+
+    @bp.get("/v1/devices/<device_id>")
+    async def get_device(device_id: str) -> Response:
+        principal = services.sessions.authenticate(bearer_token(request))
+        device = await services.devices.get(principal, path_uuid(device_id))
+        return json_response(device_response(device))
+
+    @bp.put("/v1/devices/<device_id>")
+    async def rename_device(device_id: str) -> Response:
+        principal = services.sessions.authenticate(bearer_token(request))
+        target = path_uuid(device_id)
+        body = await read_json(request, UpdateDeviceRequest)
+        device = await services.devices.rename(principal, target, body.name)
+        return json_response(device_response(device))
+
+    @bp.delete("/v1/devices/<device_id>")
+    async def delete_device(device_id: str) -> Response:
+        principal = services.sessions.authenticate(bearer_token(request))
+        await services.devices.delete(principal, path_uuid(device_id))
+        return empty_response()

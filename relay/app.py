@@ -1,0 +1,61 @@
+"""Assembles the API application: Quart-Trio routes behind the ASGI edge middleware."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from relay.api.edge import EdgeMiddleware, EdgePolicy
+from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
+from relay.api.obscura import blueprint as obscura_blueprint
+from relay.config import Settings
+from relay.errors import RelayError
+from relay.services.registry import Services
+
+log = logging.getLogger("relay.api")
+
+
+def create_quart_app(services: Services) -> QuartTrio:
+    """The Quart-Trio application with every route and error translation."""
+    app = QuartTrio("relay")
+    app.config.update(
+        MAX_CONTENT_LENGTH=JSON_BODY_LIMIT,
+        # The edge middleware owns timeouts (408, body upload included).
+        BODY_TIMEOUT=None,
+        RESPONSE_TIMEOUT=None,
+        # The reference answers OPTIONS with 405; so do we.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    app.register_blueprint(obscura_blueprint(services))
+
+    @app.errorhandler(RelayError)
+    async def relay_error(error: RelayError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(Rejection)
+    async def rejection(error: Rejection) -> Response:
+        return error.response()
+
+    @app.errorhandler(HTTPException)
+    async def http_exception(error: HTTPException) -> Response:
+        # Routing misses (404) and wrong methods (405) have empty bodies.
+        response = empty_response(error.code or 500)
+        for name, value in error.get_headers():
+            if name.lower() == "allow":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return error_response(RelayError())
+
+    return app
+
+
+def create_api_app(settings: Settings, services: Services) -> EdgeMiddleware:
+    """The complete API application served on the API port."""
+    return EdgeMiddleware(create_quart_app(services), EdgePolicy(settings))

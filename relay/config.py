@@ -1,0 +1,374 @@
+"""The one settings object, loaded from flags, ``RELAY_*`` and ``OBSCURA_*`` variables.
+
+Every setting of the Obscura reference server exists here with the same default, under
+``RELAY_<SUFFIX>`` and under ``OBSCURA_<SUFFIX>`` (so an Obscura deployment's
+environment works unchanged), and as ``relay serve --<suffix-with-dashes>`` (plus the
+reference's own flag spelling where it differs, e.g. ``--db-url``). Precedence: flag,
+then ``RELAY_``, then ``OBSCURA_``, then the default.
+
+Values are parsed and validated eagerly: a bad value stops start-up with a message that
+names the variable or flag it came from (:class:`SettingError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIXES = ("RELAY_", "OBSCURA_")
+# The reference server's well-known default: accepted only outside production.
+DEFAULT_JWT_SECRET = "change_me_in_production"  # noqa: S105
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingError(ValueError):
+    """A setting has an invalid value; the message names where it came from."""
+
+
+def _parse_int(text: str) -> int:
+    return int(text.strip().replace("_", ""))
+
+
+def _parse_float(text: str) -> float:
+    return float(text.strip())
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_str(text: str) -> str:
+    return text
+
+
+def _parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if item:
+            networks.append(ipaddress.ip_network(item, strict=False))
+    return tuple(networks)
+
+
+def _parse_environment(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("development", "production"):
+        raise ValueError("expected development or production")
+    return lowered
+
+
+def _parse_log_level(text: str) -> str:
+    upper = text.strip().upper()
+    if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected debug, info, warning or error")
+    return upper
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "str": _parse_str,
+    "str | None": _parse_str,
+}
+
+
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    parse: Callable[[str], Any] | None = None,
+    flags: Sequence[str] = (),
+    secret: bool = False,
+) -> Any:
+    metadata = {
+        "help": help,
+        "minimum": minimum,
+        "maximum": maximum,
+        "parse": parse,
+        "flags": tuple(flags),
+        "secret": secret,
+    }
+    return field(default=default, metadata=metadata)
+
+
+def _default_networks() -> tuple[IPNetwork, ...]:
+    return _parse_networks("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.1/32,::1/128")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every tunable of the server. Build it with :func:`load_settings`."""
+
+    # --- relay (this implementation) ---------------------------------------------------
+    env: str = _setting(
+        "development",
+        "development or production; production refuses a generated or default JWT secret",
+        parse=_parse_environment,
+    )
+    data_dir: str = _setting(
+        "./relay-data", "directory for the embedded SQLite database, blobs and dev secrets"
+    )
+    database_url: str | None = _setting(
+        None,
+        "sqlite:///path or postgresql://user@host/db (default: SQLite in the data directory)",
+        flags=("--db-url",),
+    )
+    auto_migrate: bool = _setting(True, "apply pending database migrations at start-up")
+    log_level: str = _setting("INFO", "debug, info, warning or error", parse=_parse_log_level)
+    access_log: bool = _setting(False, "log one line per HTTP request")
+    ttl_days: int = _setting(30, "lifetime of messages and attachments, in days", minimum=0)
+
+    # --- database pool -------------------------------------------------------------------
+    database_max_connections: int = _setting(
+        20,
+        "connections in the pool (and concurrent DB threads)",
+        minimum=1,
+        flags=("--db-max-connections",),
+    )
+    database_acquire_timeout_secs: int = _setting(
+        3,
+        "seconds to wait for a pooled connection",
+        minimum=1,
+        flags=("--db-acquire-timeout-secs",),
+    )
+    database_max_lifetime_secs: int = _setting(
+        1800,
+        "seconds before a connection is recycled",
+        minimum=1,
+        flags=("--db-max-lifetime-secs",),
+    )
+
+    # --- server --------------------------------------------------------------------------
+    server_host: str = _setting("127.0.0.1", "interface both listeners bind to")
+    server_port: int = _setting(3000, "API port (0 picks a free port)", minimum=0, maximum=65535)
+    server_mgmt_port: int = _setting(
+        9090,
+        "management port: /livez, /readyz (0 picks a free port)",
+        minimum=0,
+        maximum=65535,
+        flags=("--mgmt-port",),
+    )
+    server_shutdown_timeout_secs: int = _setting(
+        5, "seconds background work gets to finish at shutdown", minimum=0
+    )
+    server_request_timeout_secs: int = _setting(
+        30, "timeout (408) of the auth and standard routes, body included", minimum=1
+    )
+    server_global_timeout_secs: int = _setting(600, "catch-all request timeout (408)", minimum=1)
+    server_trusted_proxies: tuple[IPNetwork, ...] = _setting(
+        _default_networks(),
+        "comma-separated CIDRs whose X-Forwarded-For is trusted",
+        parse=_parse_networks,
+        flags=("--trusted-proxies",),
+    )
+
+    # --- authentication ------------------------------------------------------------------
+    auth_jwt_secret: str | None = _setting(
+        None,
+        "HS256 secret for access tokens (default: generated and kept in the data directory)",
+        secret=True,
+    )
+    auth_token_ttl_secs: int = _setting(900, "access-token lifetime in seconds", minimum=1)
+    auth_refresh_token_ttl_days: int = _setting(30, "refresh-token lifetime in days", minimum=0)
+    auth_max_devices_per_user: int = _setting(10, "devices per user (403 beyond)", minimum=1)
+    auth_refresh_token_cleanup_interval_secs: int = _setting(
+        86400, "how often expired refresh tokens are deleted (0 disables)", minimum=0
+    )
+
+    # --- rate limiting (per client IP, GCRA) ---------------------------------------------
+    rate_limit_per_second: int = _setting(10, "standard tier: requests per second", minimum=1)
+    rate_limit_burst: int = _setting(20, "standard tier: burst size", minimum=1)
+    rate_limit_auth_per_second: int = _setting(
+        1, "auth tier: requests per second", minimum=1, flags=("--auth-rate-limit-per-second",)
+    )
+    rate_limit_auth_burst: int = _setting(
+        3, "auth tier: burst size", minimum=1, flags=("--auth-rate-limit-burst",)
+    )
+
+    # --- messaging -----------------------------------------------------------------------
+    messaging_send_batch_limit: int = _setting(
+        100, "submissions per POST /v1/messages (413 beyond)", minimum=1
+    )
+    messaging_idempotency_ttl_secs: int = _setting(
+        86400, "how long a POST /v1/messages response is replayed", minimum=1
+    )
+    messaging_inbox_max_size: int = _setting(
+        1000, "pending messages kept per device (oldest pruned)", minimum=1
+    )
+    messaging_cleanup_interval_secs: int = _setting(
+        300, "period of message expiry and inbox pruning", minimum=1
+    )
+    messaging_batch_limit: int = _setting(50, "rows per background cleanup batch", minimum=1)
+    pre_key_refill_threshold: int = _setting(
+        20, "one-time pre-key count below which clients are told to refill", minimum=0
+    )
+    pre_keys_max: int = _setting(100, "one-time pre-keys per device and per upload", minimum=1)
+
+    # --- websocket gateway ---------------------------------------------------------------
+    ws_ticket_ttl_secs: int = _setting(30, "gateway ticket lifetime in seconds", minimum=1)
+    ws_message_fetch_batch_size: int = _setting(
+        50, "envelopes fetched per page and sent per frame", minimum=1
+    )
+    ws_max_batch_bytes: int = _setting(
+        8388608, "summed envelope bytes per EnvelopeBatch frame", minimum=1
+    )
+    ws_ack_batch_size: int = _setting(100, "acked ids per DELETE", minimum=1)
+    ws_ack_flush_interval_ms: int = _setting(
+        500, "max delay before acked ids are deleted", minimum=1
+    )
+    ws_ack_buffer_size: int = _setting(1000, "acked ids buffered per connection", minimum=1)
+    ws_outbound_buffer_size: int = _setting(32, "outbound frames queued per connection", minimum=1)
+    ws_ping_interval_secs: int = _setting(30, "server ping period (0 is treated as 1)", minimum=0)
+    ws_ping_timeout_secs: int = _setting(10, "silence tolerated after a ping period", minimum=0)
+    ws_prekey_debounce_interval_ms: int = _setting(
+        500, "debounce of low pre-key notifications", minimum=0
+    )
+
+    # --- attachments and backups ---------------------------------------------------------
+    attachment_min_size_bytes: int = _setting(1, "smallest attachment", minimum=0)
+    attachment_max_size_bytes: int = _setting(52428800, "largest attachment (413)", minimum=1)
+    attachment_timeout_secs: int = _setting(120, "attachment request timeout (408)", minimum=1)
+    attachment_prefix: str = _setting("attachments/", "blob-store prefix of attachments")
+    attachment_cleanup_interval_secs: int = _setting(3600, "attachment expiry period", minimum=1)
+    attachment_cleanup_batch_size: int = _setting(100, "attachments per cleanup batch", minimum=1)
+    backup_min_size_bytes: int = _setting(32, "smallest backup", minimum=0)
+    backup_max_size_bytes: int = _setting(2097152, "largest backup (413)", minimum=1)
+    backup_timeout_secs: int = _setting(60, "backup request timeout (408)", minimum=1)
+    backup_prefix: str = _setting("backups/", "blob-store prefix of backups")
+    backup_stale_threshold_mins: int = _setting(
+        30, "minutes after which an unfinished upload may be taken over", minimum=0
+    )
+    backup_cleanup_interval_secs: int = _setting(300, "stale backup-upload reset period", minimum=1)
+
+    # --- push wake-ups -------------------------------------------------------------------
+    notifications_push_delay_secs: int = _setting(
+        2, "delay before an unacknowledged message triggers a wake-up push", minimum=0
+    )
+    notifications_visibility_timeout_secs: int = _setting(
+        30, "lease of a push job being delivered", minimum=1
+    )
+    notifications_worker_interval_secs: int = _setting(1, "push queue polling period", minimum=1)
+    notifications_worker_concurrency: int = _setting(100, "concurrent push deliveries", minimum=1)
+    notifications_invalid_token_cleanup_interval_secs: int = _setting(
+        5, "flush period of invalid-token removal", minimum=1
+    )
+    notifications_invalid_token_cleanup_batch_size: int = _setting(
+        50, "invalid tokens removed per batch", minimum=1
+    )
+
+    # --- health --------------------------------------------------------------------------
+    health_db_timeout_ms: int = _setting(2000, "/readyz database check timeout", minimum=1)
+    health_storage_timeout_ms: int = _setting(2000, "/readyz blob-store check timeout", minimum=1)
+    health_pubsub_timeout_ms: int = _setting(2000, "/readyz fan-out check timeout", minimum=1)
+
+    @property
+    def is_production(self) -> bool:
+        """True when ``RELAY_ENV=production``."""
+        return self.env == "production"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one setting is named, parsed and documented (derived from the dataclass)."""
+
+    name: str
+    suffix: str
+    flags: tuple[str, ...]
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    minimum: float | None
+    maximum: float | None
+    secret: bool
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """``RELAY_<SUFFIX>`` first, then the ``OBSCURA_<SUFFIX>`` alias."""
+        return tuple(prefix + self.suffix for prefix in ENV_PREFIXES)
+
+
+def _specs() -> tuple[SettingSpec, ...]:
+    specs = []
+    for item in dataclasses.fields(Settings):
+        meta = item.metadata
+        parse = meta["parse"] or _PARSERS[str(item.type)]
+        flag = "--" + item.name.replace("_", "-")
+        specs.append(
+            SettingSpec(
+                name=item.name,
+                suffix=item.name.upper(),
+                flags=(flag, *meta["flags"]),
+                parse=parse,
+                default=item.default,
+                help=meta["help"],
+                minimum=meta["minimum"],
+                maximum=meta["maximum"],
+                secret=meta["secret"],
+            )
+        )
+    return tuple(specs)
+
+
+SETTINGS: tuple[SettingSpec, ...] = _specs()
+
+
+def _convert(spec: SettingSpec, raw: str, source: str) -> Any:
+    try:
+        value = spec.parse(raw)
+    except ValueError as error:
+        shown = "<hidden>" if spec.secret else repr(raw)
+        raise SettingError(f"{source}: invalid value {shown}: {error}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            raise SettingError(f"{source}: must be at least {spec.minimum:g}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise SettingError(f"{source}: must be at most {spec.maximum:g}, got {value}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str], flags: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from raw flag values (by setting name) and an environment."""
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    for spec in SETTINGS:
+        if spec.name in flags:
+            values[spec.name] = _convert(spec, flags[spec.name], spec.flags[0])
+            continue
+        for env_name in spec.env_names:
+            if env_name in environ:
+                values[spec.name] = _convert(spec, environ[env_name], env_name)
+                break
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    pairs: list[tuple[str, str]] = [
+        ("attachment_min_size_bytes", "attachment_max_size_bytes"),
+        ("backup_min_size_bytes", "backup_max_size_bytes"),
+    ]
+    for low, high in pairs:
+        if getattr(settings, low) > getattr(settings, high):
+            raise SettingError(
+                f"RELAY_{low.upper()} ({getattr(settings, low)}) must not exceed "
+                f"RELAY_{high.upper()} ({getattr(settings, high)})"
+            )
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``RELAY_*`` variables that match no setting (likely typos)."""
+    known = {spec.env_names[0] for spec in SETTINGS}
+    known |= {"RELAY_TEST_DATABASE_URL"}
+    return sorted(name for name in environ if name.startswith("RELAY_") and name not in known)

@@ -1,0 +1,1 @@
+"""Cryptographic building blocks, all sans-IO: key encodings, XEd25519, JWTs, secrets."""

@@ -1,0 +1,112 @@
+"""What ``relay serve`` prepares before the event loop starts: data directory, database,
+migrations and the JWT secret."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
+from storage.db import Database, PoolOptions, create_engine, normalize_url
+from storage.migrate import current_revision, head_revision, upgrade
+
+log = logging.getLogger("relay")
+
+DEV_SECRET_FILE = "jwt-secret"  # noqa: S105 (a file name)
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Resolved paths and secrets for one server process."""
+
+    data_dir: Path
+    blob_root: Path
+    database_url: str
+    jwt_secret: bytes
+
+
+def database_url(settings: Settings, data_dir: Path) -> str:
+    """The configured database, or the embedded SQLite file in the data directory."""
+    url = settings.database_url or f"sqlite:///{data_dir / 'relay.db'}"
+    try:
+        normalize_url(url)
+    except ValueError as error:
+        raise SettingError(f"RELAY_DATABASE_URL: {error}") from None
+    return url
+
+
+def _development_secret(data_dir: Path) -> bytes:
+    path = data_dir / DEV_SECRET_FILE
+    if path.exists():
+        return path.read_text("ascii").strip().encode("ascii")
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret + b"\n")
+    return secret
+
+
+def resolve_jwt_secret(settings: Settings, data_dir: Path) -> bytes:
+    """The explicit secret; in development a generated one kept in the data directory.
+
+    Production refuses to start without an explicit, non-default secret.
+    """
+    explicit = settings.auth_jwt_secret
+    if settings.is_production:
+        if explicit is None:
+            raise SettingError(
+                "RELAY_AUTH_JWT_SECRET must be set in production (RELAY_ENV=production)"
+            )
+        if explicit == DEFAULT_JWT_SECRET:
+            raise SettingError("RELAY_AUTH_JWT_SECRET is the well-known default; set a real secret")
+    if explicit is None:
+        secret = _development_secret(data_dir)
+        log.warning(
+            "DEVELOPMENT MODE: access tokens are signed with a generated secret kept in %s; "
+            "set RELAY_AUTH_JWT_SECRET (and RELAY_ENV=production) before real use",
+            data_dir / DEV_SECRET_FILE,
+        )
+        return secret
+    if explicit == DEFAULT_JWT_SECRET:
+        log.warning("RELAY_AUTH_JWT_SECRET is the well-known default: tokens can be forged")
+    elif len(explicit.encode()) < MIN_SECRET_BYTES:
+        log.warning("RELAY_AUTH_JWT_SECRET is shorter than %d bytes", MIN_SECRET_BYTES)
+    return explicit.encode()
+
+
+def prepare(settings: Settings) -> Runtime:
+    """Create the data directory, resolve the database URL and the JWT secret."""
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    blob_root = data_dir / "blobs"
+    blob_root.mkdir(parents=True, exist_ok=True)
+    return Runtime(
+        data_dir=data_dir,
+        blob_root=blob_root,
+        database_url=database_url(settings, data_dir),
+        jwt_secret=resolve_jwt_secret(settings, data_dir),
+    )
+
+
+def open_database(settings: Settings, runtime: Runtime) -> Database:
+    """Create the engine and, when enabled, bring the schema up to date."""
+    pool = PoolOptions(
+        max_connections=settings.database_max_connections,
+        acquire_timeout_secs=settings.database_acquire_timeout_secs,
+        max_lifetime_secs=settings.database_max_lifetime_secs,
+    )
+    engine = create_engine(runtime.database_url, pool)
+    if settings.auto_migrate:
+        before = current_revision(engine)
+        upgrade(engine)
+        if before != head_revision():
+            log.info("database migrated from %s to %s", before or "empty", head_revision())
+    elif current_revision(engine) != head_revision():
+        raise SettingError(
+            "the database schema is not current and RELAY_AUTO_MIGRATE is off: run `relay migrate`"
+        )
+    return Database(engine, max_concurrency=settings.database_max_connections)

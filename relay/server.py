@@ -1,0 +1,105 @@
+"""The process: one root nursery holding both HTTP listeners and every background task.
+
+``hypercorn.trio.serve`` is driven directly (not hypercorn's CLI) so that shutdown is
+ours: on SIGINT/SIGTERM the listeners stop accepting and finish in-flight requests
+within ``SERVER_SHUTDOWN_TIMEOUT_SECS``, background workers are told to stop and get
+the same grace period to finish, and only then is anything cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from relay.api.ops import ManagementApp
+from relay.app import create_api_app
+from relay.config import Settings
+from relay.services.registry import Services
+from relay.workers import background_workers
+
+log = logging.getLogger("relay")
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Where the server ended up listening (ports may have been picked by the OS)."""
+
+    api_url: str
+    management_url: str
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [_bind(settings.server_host, port)]
+    config.graceful_timeout = float(settings.server_shutdown_timeout_secs)
+    config.accesslog = "-" if settings.access_log else None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False
+    return config
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            shutdown.set()
+            return
+
+
+async def run_server(
+    settings: Settings,
+    services: Services,
+    *,
+    shutdown: trio.Event,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[Listening] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``shutdown`` is set (or a signal arrives), then stop gracefully."""
+    stopping = trio.Event()
+    async with trio.open_nursery() as root:
+        if handle_signals:
+            root.start_soon(_watch_signals, shutdown)
+        async with trio.open_nursery() as workers:
+            for worker in background_workers(settings, services):
+                workers.start_soon(worker, stopping)
+            async with trio.open_nursery() as listeners:
+                api_binds = await listeners.start(
+                    partial(
+                        hypercorn_serve,
+                        create_api_app(settings, services),
+                        _hypercorn_config(settings, settings.server_port),
+                        shutdown_trigger=shutdown.wait,
+                    )
+                )
+                management_binds = await listeners.start(
+                    partial(
+                        hypercorn_serve,
+                        ManagementApp(services.health),
+                        _hypercorn_config(settings, settings.server_mgmt_port),
+                        shutdown_trigger=shutdown.wait,
+                    )
+                )
+                listening = Listening(api_binds[0], management_binds[0])
+                log.info(
+                    "relay listening: API %s, management %s",
+                    listening.api_url,
+                    listening.management_url,
+                )
+                task_status.started(listening)
+            # Listeners are closed and in-flight requests done: let workers finish.
+            stopping.set()
+            workers.cancel_scope.deadline = (
+                trio.current_time() + settings.server_shutdown_timeout_secs
+            )
+        root.cancel_scope.cancel()
+    log.info("relay stopped")

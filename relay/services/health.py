@@ -1,0 +1,62 @@
+"""Readiness: is every dependency of the API reachable right now?"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trio
+
+from storage.db import Database
+
+OK = "ok"
+ERROR = "error"
+
+
+def _writable_directory(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+class HealthService:
+    """Runs the ``/readyz`` checks, concurrently, each under its own timeout."""
+
+    def __init__(
+        self,
+        db: Database,
+        blob_root: Path,
+        *,
+        db_timeout: float,
+        storage_timeout: float,
+    ) -> None:
+        self._db = db
+        self._blob_root = blob_root
+        self._db_timeout = db_timeout
+        self._storage_timeout = storage_timeout
+
+    async def _storage_ok(self) -> bool:
+        with trio.move_on_after(self._storage_timeout):
+            return await trio.to_thread.run_sync(
+                _writable_directory, self._blob_root, abandon_on_cancel=True
+            )
+        return False
+
+    async def readiness(self) -> dict[str, str]:
+        """``{"status", "database", "storage", "pubsub"}``, each ``"ok"`` or ``"error"``."""
+        results: dict[str, bool] = {}
+
+        async def database() -> None:
+            results["database"] = False
+            with trio.move_on_after(self._db_timeout):
+                results["database"] = await self._db.ping()
+
+        async def storage() -> None:
+            results["storage"] = await self._storage_ok()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(database)
+            nursery.start_soon(storage)
+        # Fan-out is in-process: it is up whenever this process answers.
+        results["pubsub"] = True
+        report = {name: OK if healthy else ERROR for name, healthy in sorted(results.items())}
+        report["status"] = OK if all(results.values()) else ERROR
+        return report

@@ -1,0 +1,61 @@
+"""Builds the service objects from settings and holds them for the API faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from relay.config import Settings
+from relay.crypto.jwt import JwtCodec
+from relay.services.devices import DeviceService
+from relay.services.health import HealthService
+from relay.services.keys import KeyService
+from relay.services.push_tokens import PushTokenService
+from relay.services.sessions import SessionIssuer, SessionService
+from storage.db import Database
+
+# argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
+_PASSWORD_HASH_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service, wired to one database."""
+
+    sessions: SessionService
+    devices: DeviceService
+    keys: KeyService
+    push_tokens: PushTokenService
+    health: HealthService
+
+
+def build_services(
+    settings: Settings, db: Database, jwt_secret: bytes, blob_root: Path
+) -> Services:
+    """Wire the services for ``settings``."""
+    issuer = SessionIssuer(
+        JwtCodec(jwt_secret),
+        token_ttl_secs=settings.auth_token_ttl_secs,
+        refresh_ttl_days=settings.auth_refresh_token_ttl_days,
+    )
+    return Services(
+        sessions=SessionService(
+            db, issuer, hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS)
+        ),
+        devices=DeviceService(
+            db,
+            issuer,
+            max_devices_per_user=settings.auth_max_devices_per_user,
+            max_pre_keys=settings.pre_keys_max,
+        ),
+        keys=KeyService(db, max_pre_keys=settings.pre_keys_max),
+        push_tokens=PushTokenService(db),
+        health=HealthService(
+            db,
+            blob_root,
+            db_timeout=settings.health_db_timeout_ms / 1000,
+            storage_timeout=settings.health_storage_timeout_ms / 1000,
+        ),
+    )

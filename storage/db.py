@@ -1,0 +1,195 @@
+"""Engine set-up and the one way to run database work from trio.
+
+SQLAlchemy's engine is synchronous, so every unit of work runs in a worker thread.
+A thread hop costs ~120 µs on the project machines, more than most single statements,
+so callers pass a *whole unit of work* (a function of one ``Connection``) and it runs in
+one hop, inside one transaction, under a :class:`trio.CapacityLimiter` sized to the
+connection pool::
+
+    async def rename(db: Database, device_id: UUID, name: str) -> bool:
+        def work(conn: Connection) -> bool:
+            return devices_repo.rename(conn, device_id, name)
+        return await db.write(work)
+
+SQLite: WAL, ``synchronous=NORMAL``, foreign keys on, and the ``BEGIN IMMEDIATE``
+recipe for writers. Python 3.11's sqlite3 module does not start a transaction before a
+``SELECT``, so read-then-write work silently loses updates under concurrency unless the
+write lock is taken up front; read-only work uses a plain deferred ``BEGIN`` so readers
+never queue behind writers. PostgreSQL uses psycopg 3 and ``READ COMMITTED``;
+repositories take row locks (``FOR UPDATE [SKIP LOCKED]``) where they read-then-write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy
+import trio
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from storage.errors import IntegrityViolation, StorageError, StorageUnavailable, UniqueViolation
+
+T = TypeVar("T")
+
+_READ_ONLY = "relay_read_only"
+_SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolOptions:
+    """Connection-pool sizing (the ``DATABASE_*`` settings)."""
+
+    max_connections: int = 20
+    acquire_timeout_secs: float = 3.0
+    max_lifetime_secs: float = 1800.0
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL, mapping ``postgres://`` / ``postgresql://`` to psycopg 3.
+
+    Raises ``ValueError`` for anything that is neither SQLite nor PostgreSQL.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as error:
+        raise ValueError(f"not a database URL: {error}") from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("SQLite needs a file path (sqlite:///path/to/relay.db)")
+    else:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return parsed
+
+
+def create_engine(url: str, pool: PoolOptions | None = None) -> Engine:
+    """Create the engine for ``url`` with the pragmas and pool this project relies on.
+
+    Statement parameters are hidden from error messages: they can hold password hashes
+    and token digests, which must never reach a log.
+    """
+    pool = pool or PoolOptions()
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sqlalchemy.create_engine(
+            parsed,
+            hide_parameters=True,
+            pool_size=pool.max_connections,
+            max_overflow=0,
+            pool_timeout=pool.acquire_timeout_secs,
+            connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _install_sqlite_recipe(engine)
+        return engine
+    return sqlalchemy.create_engine(
+        parsed,
+        hide_parameters=True,
+        pool_size=pool.max_connections,
+        max_overflow=0,
+        pool_timeout=pool.acquire_timeout_secs,
+        pool_recycle=pool.max_lifetime_secs,
+        connect_args={"connect_timeout": max(1, int(pool.acquire_timeout_secs))},
+    )
+
+
+def _install_sqlite_recipe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get(_READ_ONLY) else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def translate_errors(error: exc.SQLAlchemyError) -> StorageError:
+    """Map a SQLAlchemy/driver error to the storage error tree."""
+    if isinstance(error, exc.IntegrityError):
+        original = error.orig
+        sqlstate = getattr(original, "sqlstate", None)
+        if sqlstate == "23505" or "UNIQUE constraint failed" in str(original):
+            return UniqueViolation(str(original))
+        return IntegrityViolation(str(original))
+    if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError):
+        return StorageUnavailable(str(error).splitlines()[0])
+    return StorageError(str(error).splitlines()[0])
+
+
+class Database:
+    """The engine plus the limiter that bounds how many threads use it at once."""
+
+    def __init__(self, engine: Engine, *, max_concurrency: int) -> None:
+        self.engine = engine
+        self.dialect_name = engine.dialect.name
+        self._limiter = trio.CapacityLimiter(max_concurrency)
+        self._health_limiter = trio.CapacityLimiter(1)
+
+    @property
+    def is_postgresql(self) -> bool:
+        """True on PostgreSQL, False on SQLite."""
+        return self.dialect_name == "postgresql"
+
+    def write_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-write transaction on the calling thread."""
+        try:
+            with self.engine.begin() as conn:
+                return work(conn)
+        except exc.SQLAlchemyError as error:
+            raise translate_errors(error) from error
+
+    def read_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-only transaction on the calling thread."""
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{_READ_ONLY: True})
+                with conn.begin():
+                    return work(conn)
+        except exc.SQLAlchemyError as error:
+            raise translate_errors(error) from error
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-write transaction, in one worker-thread hop."""
+        return await trio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-only transaction, in one worker-thread hop."""
+        return await trio.to_thread.run_sync(self.read_sync, work, limiter=self._limiter)
+
+    async def ping(self) -> bool:
+        """``SELECT 1``; False on any storage error.
+
+        Runs under its own limiter and abandons its thread when cancelled, so callers can
+        bound it with a timeout and a hung database cannot pile up health checks or
+        starve real work.
+        """
+
+        def select_one(conn: Connection) -> bool:
+            return conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+        try:
+            return await trio.to_thread.run_sync(
+                self.read_sync, select_one, limiter=self._health_limiter, abandon_on_cancel=True
+            )
+        except StorageError:
+            return False
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,29 @@
+"""Errors raised by the storage package.
+
+Driver exceptions (sqlite3, psycopg, SQLAlchemy) never leave this package: they are
+translated at the boundary, in :meth:`storage.db.Database.write` and
+:meth:`storage.db.Database.read`, into this tree::
+
+    StorageError
+    ├── IntegrityViolation      a constraint rejected the change
+    │   └── UniqueViolation     a unique / primary key already holds the value
+    └── StorageUnavailable      the database could not be reached or timed out
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error raised by the storage layer."""
+
+
+class IntegrityViolation(StorageError):
+    """A constraint (foreign key, check, not-null) rejected the statement."""
+
+
+class UniqueViolation(IntegrityViolation):
+    """A unique or primary-key constraint already holds the value."""
+
+
+class StorageUnavailable(StorageError):
+    """The database is down, unreachable or did not answer in time."""

@@ -1,0 +1,33 @@
+"""The few statements whose SQL differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+
+def insert_ignoring_conflicts(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows in one executemany."""
+    if not rows:
+        return
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(module.insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def upsert(
+    conn: Connection, table: Table, row: dict[str, Any], key: Sequence[str], update: Sequence[str]
+) -> None:
+    """Insert ``row``, or update the ``update`` columns of the row with the same ``key``."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = module.insert(table).values(row)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={column: statement.excluded[column] for column in update},
+    )
+    conn.execute(statement)

@@ -1,0 +1,183 @@
+"""The relay's tables (SQLAlchemy Core, one ``MetaData``).
+
+All timestamps are integer Unix microseconds (see :mod:`storage.ids`); all ids are
+UUIDs (:class:`storage.types.UUIDType`). Every child of ``devices`` cascades on delete,
+so deleting a device removes its keys, tokens, pending messages (to and from it),
+push token, backup slot, tickets and idempotency records in one statement.
+
+Secrets are never stored in the clear: refresh tokens and gateway tickets are kept as
+SHA-256 hex digests, passwords as argon2id hashes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from storage.types import UUIDType
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _device_fk() -> ForeignKey:
+    return ForeignKey("devices.id", ondelete="CASCADE")
+
+
+def _user_fk() -> ForeignKey:
+    return ForeignKey("users.id", ondelete="CASCADE")
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("username", String(50), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("length(username) BETWEEN 3 AND 50", name="username_length"),
+    CheckConstraint("username ~ '^[a-z0-9_]{3,50}$'", name="username_format").ddl_if(
+        dialect="postgresql"
+    ),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("user_id", UUIDType, _user_fk(), nullable=False),
+    Column("name", String(100), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "user_id", "created_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", UUIDType, _user_fk(), nullable=False),
+    Column("device_id", UUIDType, _device_fk(), nullable=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "user_id"),
+    Index(None, "device_id"),
+    Index(None, "expires_at"),
+)
+
+identity_keys = Table(
+    "identity_keys",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), primary_key=True),
+    Column("identity_key", LargeBinary(33), nullable=False),
+    Column("registration_id", Integer, nullable=False),
+)
+
+signed_pre_keys = Table(
+    "signed_pre_keys",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("public_key", LargeBinary(33), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("device_id", "key_id"),
+)
+
+one_time_pre_keys = Table(
+    "one_time_pre_keys",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("public_key", LargeBinary(33), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("device_id", "key_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("sender_id", UUIDType, _user_fk(), nullable=False),
+    Column("sender_device_id", UUIDType, _device_fk(), nullable=False),
+    Column("device_id", UUIDType, _device_fk(), nullable=False),
+    Column("submission_id", UUIDType, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    UniqueConstraint("sender_device_id", "submission_id"),
+    # Delivery pages through one device's queue in (created_at, id) order.
+    Index(None, "device_id", "created_at", "id"),
+    Index(None, "expires_at"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
+)
+
+backups = Table(
+    "backups",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), primary_key=True),
+    Column("current_version", Integer, nullable=False, server_default="0"),
+    Column("pending_version", Integer, nullable=True),
+    Column("state", String(16), nullable=False, server_default="ACTIVE"),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("pending_at", BigInteger, nullable=True),
+    CheckConstraint("state IN ('ACTIVE', 'UPLOADING')", name="state"),
+    Index(None, "state", "pending_at"),
+)
+
+push_tokens = Table(
+    "push_tokens",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), primary_key=True),
+    Column("token", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "token"),
+)
+
+gateway_tickets = Table(
+    "gateway_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("device_id", UUIDType, _device_fk(), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("device_id", UUIDType, _device_fk(), nullable=False),
+    Column("idempotency_key", UUIDType, nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("device_id", "idempotency_key"),
+    Index(None, "expires_at"),
+)
