@@ -185,6 +185,10 @@ class Settings:
     auth_refresh_token_cleanup_interval_secs: int = _setting(
         86400, "how often expired refresh tokens are deleted (0 disables)", minimum=0
     )
+    auth_password_hash_memory_kib: int = _setting(
+        19456, "argon2id memory per password hash, in KiB", minimum=8
+    )
+    auth_password_hash_iterations: int = _setting(2, "argon2id passes per password hash", minimum=1)
 
     # --- rate limiting (per client IP, GCRA) ---------------------------------------------
     rate_limit_per_second: int = _setting(10, "standard tier: requests per second", minimum=1)

@@ -9,6 +9,7 @@ import trio
 
 from relay.config import Settings
 from relay.crypto.jwt import JwtCodec
+from relay.crypto.passwords import PasswordHashing
 from relay.services.devices import DeviceService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
@@ -42,7 +43,13 @@ def build_services(
     )
     return Services(
         sessions=SessionService(
-            db, issuer, hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS)
+            db,
+            issuer,
+            PasswordHashing(
+                memory_kib=settings.auth_password_hash_memory_kib,
+                iterations=settings.auth_password_hash_iterations,
+            ),
+            hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS),
         ),
         devices=DeviceService(
             db,

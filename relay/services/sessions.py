@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import trio
 from sqlalchemy.engine import Connection
 
-from relay.crypto import passwords
 from relay.crypto.jwt import InvalidToken, JwtCodec
+from relay.crypto.passwords import PasswordHashing
 from relay.crypto.secrets import digest, new_refresh_token
 from relay.errors import AuthenticationFailed, Conflict, InvalidInput
 from relay.services.principal import Principal
@@ -70,10 +70,16 @@ class SessionService:
     """Everything that creates or ends a session."""
 
     def __init__(
-        self, db: Database, issuer: SessionIssuer, *, hash_limiter: trio.CapacityLimiter
+        self,
+        db: Database,
+        issuer: SessionIssuer,
+        passwords: PasswordHashing,
+        *,
+        hash_limiter: trio.CapacityLimiter,
     ) -> None:
         self._db = db
         self._issuer = issuer
+        self._passwords = passwords
         self._hash_limiter = hash_limiter
 
     def authenticate(self, token: str) -> Principal:
@@ -88,7 +94,7 @@ class SessionService:
         """Create an account and a user-scoped session; 409 if the name is taken."""
         validate_registration(username, password)
         password_hash = await trio.to_thread.run_sync(
-            passwords.hash_password, password, limiter=self._hash_limiter
+            self._passwords.hash, password, limiter=self._hash_limiter
         )
         user = users.UserRecord(uuid7(), username.lower(), password_hash, now_us())
 
@@ -113,14 +119,14 @@ class SessionService:
         user = await self._db.read(lambda conn: users.by_username(conn, name))
         stored_hash = None if user is None else user.password_hash
         verified = await trio.to_thread.run_sync(
-            passwords.verify_password, stored_hash, password, limiter=self._hash_limiter
+            self._passwords.verify, stored_hash, password, limiter=self._hash_limiter
         )
         if user is None or not verified:
             raise AuthenticationFailed()
         rehashed = None
-        if passwords.needs_rehash(user.password_hash):
+        if self._passwords.needs_rehash(user.password_hash):
             rehashed = await trio.to_thread.run_sync(
-                passwords.hash_password, password, limiter=self._hash_limiter
+                self._passwords.hash, password, limiter=self._hash_limiter
             )
 
         def work(conn: Connection) -> Session:

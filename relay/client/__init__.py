@@ -1,0 +1,15 @@
+"""A trio client for the Obscura relay API, used by applications, the tests and the bench.
+
+::
+
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:3000") as http:
+        client = ObscuraClient(http)
+        await client.register("alice", "a long password")
+        keys = DeviceKeys.generate(one_time_pre_keys=50)
+        await client.create_device(keys, name="laptop")
+"""
+
+from relay.client.keys import DeviceKeys
+from relay.client.rest import ApiError, ObscuraClient, Session
+
+__all__ = ["ApiError", "DeviceKeys", "ObscuraClient", "Session"]

@@ -1,0 +1,150 @@
+"""The REST half of the client (the gateway half arrives with the WebSocket gateway)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from relay.client.keys import DeviceKeys
+
+
+class ApiError(Exception):
+    """A non-success response; ``error`` is the JSON ``error`` field or the plain text."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(f"{status}: {error}")
+        self.status = status
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Session:
+    """Tokens of the current session."""
+
+    token: str
+    refresh_token: str
+    expires_at: int
+    device_id: uuid.UUID | None
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        """The user id, read from the token's ``sub`` claim (no endpoint returns it)."""
+        payload = self.token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return uuid.UUID(claims["sub"])
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        error = str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        error = response.text
+    raise ApiError(response.status_code, error)
+
+
+def _session(body: dict[str, Any]) -> Session:
+    device = body.get("deviceId")
+    return Session(
+        token=body["token"],
+        refresh_token=body["refreshToken"],
+        expires_at=body["expiresAt"],
+        device_id=None if device is None else uuid.UUID(device),
+    )
+
+
+class ObscuraClient:
+    """One account's view of the API over a shared ``httpx.AsyncClient``."""
+
+    def __init__(self, http: httpx.AsyncClient, session: Session | None = None) -> None:
+        self.http = http
+        self.session = session
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` for the current session."""
+        if self.session is None:
+            raise RuntimeError("not logged in")
+        return {"Authorization": f"Bearer {self.session.token}"}
+
+    async def _call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+        headers = self.auth_headers if auth else {}
+        response = await self.http.request(method, path, headers=headers, **kwargs)
+        _raise_for_status(response)
+        return response.json() if response.content else None
+
+    async def _start_session(
+        self, method: str, path: str, body: dict[str, Any], *, auth: bool
+    ) -> Session:
+        self.session = _session(await self._call(method, path, auth=auth, json=body))
+        return self.session
+
+    async def register(self, username: str, password: str) -> Session:
+        """Create an account; the client is then logged in user-scoped."""
+        body = {"username": username, "password": password}
+        return await self._start_session("POST", "/v1/users", body, auth=False)
+
+    async def login(
+        self, username: str, password: str, device_id: uuid.UUID | None = None
+    ) -> Session:
+        """Log in, device-scoped when ``device_id`` is one of the account's devices."""
+        body: dict[str, Any] = {"username": username, "password": password}
+        if device_id is not None:
+            body["deviceId"] = str(device_id)
+        return await self._start_session("POST", "/v1/sessions", body, auth=False)
+
+    async def refresh(self) -> Session:
+        """Rotate the refresh token."""
+        if self.session is None:
+            raise RuntimeError("not logged in")
+        body = {"refreshToken": self.session.refresh_token}
+        return await self._start_session("POST", "/v1/sessions/refresh", body, auth=False)
+
+    async def logout(self) -> None:
+        """Revoke the current refresh token."""
+        if self.session is None:
+            raise RuntimeError("not logged in")
+        await self._call(
+            "DELETE", "/v1/sessions", json={"refreshToken": self.session.refresh_token}
+        )
+
+    async def create_device(self, keys: DeviceKeys, name: str | None = None) -> Session:
+        """Provision a device; the client then acts as that device."""
+        return await self._start_session(
+            "POST", "/v1/devices", keys.create_device_json(name), auth=True
+        )
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        """The account's devices."""
+        body = await self._call("GET", "/v1/devices")
+        return list(body["devices"])
+
+    async def get_device(self, device_id: uuid.UUID) -> dict[str, Any]:
+        """One device of the account."""
+        return dict(await self._call("GET", f"/v1/devices/{device_id}"))
+
+    async def rename_device(self, device_id: uuid.UUID, name: str | None) -> dict[str, Any]:
+        """Set or clear a device's name."""
+        return dict(await self._call("PUT", f"/v1/devices/{device_id}", json={"name": name}))
+
+    async def delete_device(self, device_id: uuid.UUID) -> None:
+        """Delete a device."""
+        await self._call("DELETE", f"/v1/devices/{device_id}")
+
+    async def upload_keys(self, body: dict[str, Any]) -> None:
+        """``POST /v1/devices/keys`` (see :meth:`DeviceKeys.upload_json`)."""
+        await self._call("POST", "/v1/devices/keys", json=body)
+
+    async def fetch_bundles(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Pre-key bundles of every device of ``user_id`` (consumes one-time pre-keys)."""
+        return list(await self._call("GET", f"/v1/users/{user_id}"))
+
+    async def put_push_token(self, token: str) -> None:
+        """Register the current device's push token."""
+        await self._call("PUT", "/v1/push-tokens", json={"token": token})

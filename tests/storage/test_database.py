@@ -1,0 +1,119 @@
+"""The unit-of-work helper: transactions, thread hops, error translation, health ping."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import trio
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from storage.db import Database, create_engine, normalize_url
+from storage.errors import IntegrityViolation, StorageUnavailable, UniqueViolation
+from storage.ids import now_us, uuid7
+from storage.repos import devices, users
+from storage.repos.devices import DeviceRecord
+from storage.repos.users import UserRecord
+from storage.schema import devices as devices_table
+
+
+def _user(name: str = "counter") -> UserRecord:
+    return UserRecord(uuid7(), name, "hash", now_us())
+
+
+async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
+    """SQLite needs BEGIN IMMEDIATE for this; PostgreSQL needs the row lock."""
+    user = _user()
+    device = DeviceRecord(uuid7(), user.id, "0", now_us())
+
+    def setup(conn: Connection) -> None:
+        users.insert(conn, user)
+        devices.insert(conn, device)
+
+    await db.write(setup)
+
+    def increment(conn: Connection) -> None:
+        devices.lock(conn, device.id)
+        current = conn.execute(
+            select(devices_table.c.name).where(devices_table.c.id == device.id)
+        ).scalar_one()
+        conn.execute(
+            update(devices_table)
+            .where(devices_table.c.id == device.id)
+            .values(name=str(int(current) + 1))
+        )
+
+    async def worker() -> None:
+        for _ in range(25):
+            await db.write(increment)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(worker)
+    stored = await db.read(lambda conn: devices.get_owned(conn, device.id, user.id))
+    assert stored is not None
+    assert stored.name == "200"
+
+
+async def test_work_is_rolled_back_on_error(db: Database) -> None:
+    user = _user("rollback")
+
+    def half_done(conn: Connection) -> None:
+        users.insert(conn, user)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await db.write(half_done)
+    assert await db.read(lambda conn: users.by_username(conn, "rollback")) is None
+
+
+async def test_unique_violation_is_translated(db: Database) -> None:
+    await db.write(lambda conn: users.insert(conn, _user("taken")))
+    with pytest.raises(UniqueViolation):
+        await db.write(lambda conn: users.insert(conn, _user("taken")))
+
+
+async def test_foreign_key_violation_is_translated(db: Database) -> None:
+    orphan = DeviceRecord(uuid7(), uuid.uuid4(), None, now_us())
+    with pytest.raises(IntegrityViolation) as caught:
+        await db.write(lambda conn: devices.insert(conn, orphan))
+    assert not isinstance(caught.value, UniqueViolation)
+
+
+async def test_username_format_is_enforced_by_the_database(db: Database) -> None:
+    with pytest.raises(IntegrityViolation):
+        await db.write(lambda conn: users.insert(conn, _user("x")))
+
+
+async def test_ping(db: Database) -> None:
+    assert await db.ping()
+
+
+async def test_unreachable_database_is_unavailable() -> None:
+    dead = Database(create_engine("postgresql://postgres@127.0.0.1:1/none"), max_concurrency=1)
+    try:
+        assert not await dead.ping()
+        with pytest.raises(StorageUnavailable):
+            await dead.read(lambda conn: users.by_username(conn, "x"))
+    finally:
+        dead.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg"),
+        ("postgresql://u@h/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("sqlite:///x.db", "sqlite"),
+    ],
+)
+def test_urls_are_normalised(url: str, driver: str) -> None:
+    assert normalize_url(url).drivername == driver
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "sqlite://", "sqlite:///:memory:", "nonsense"])
+def test_unsupported_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (each message is specific to the URL)
+        normalize_url(url)
