@@ -17,16 +17,11 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-import trio
-
 from relay import __version__
 from relay.config import SETTINGS, SettingError, Settings, load_settings, unknown_variables
-from relay.runtime import database_url, open_database, prepare
-from relay.server import run_server
-from relay.services.registry import build_services
-from storage.db import create_engine
-from storage.errors import StorageError
-from storage.migrate import current_revision, head_revision, upgrade
+
+# The server stack (trio, Quart, SQLAlchemy, Alembic) is imported by the commands that
+# need it, so that `--help`, `--version` and configuration errors answer at once.
 
 log = logging.getLogger("relay")
 
@@ -74,6 +69,12 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> int:
+    import trio
+
+    from relay.runtime import open_database, prepare
+    from relay.server import run_server
+    from relay.services.registry import build_services
+
     runtime = prepare(settings)
     db = open_database(settings, runtime)
     try:
@@ -86,6 +87,10 @@ def _serve(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
+    from relay.runtime import database_url
+    from storage.db import create_engine
+    from storage.migrate import current_revision, head_revision, upgrade
+
     data_dir = Path(settings.data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(database_url(settings, data_dir))
@@ -110,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings)
     for name in unknown_variables(os.environ):
         log.warning("ignoring unknown setting %s", name)
+    from storage.errors import StorageError
+
     try:
         if command == "serve":
             return _serve(settings)

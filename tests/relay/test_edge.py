@@ -1,0 +1,200 @@
+"""Request ids, per-IP rate limiting and request timeouts (obscura-contract §1.2, §1.3, §1.7)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import httpx
+import pytest
+import trio
+
+from relay.api.edge import EdgePolicy, RouteClass, Tier
+from relay.config import Settings
+from relay.server import Listening
+
+GENERATED_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+AUTH_LIMITED = {"rate_limit_auth_per_second": 1, "rate_limit_auth_burst": 3}
+
+
+async def test_request_id_is_echoed(http: httpx.AsyncClient) -> None:
+    response = await http.get("/v1/devices", headers={"x-request-id": "my trace id 42"})
+    assert response.status_code == 401
+    assert response.headers["x-request-id"] == "my trace id 42"
+
+
+@pytest.mark.parametrize("path", ["/v1/devices", "/nope", "/openapi.yaml"])
+async def test_request_id_is_generated(http: httpx.AsyncClient, path: str) -> None:
+    response = await http.get(path)
+    assert GENERATED_ID.match(response.headers["x-request-id"])
+    other = await http.get(path)
+    assert other.headers["x-request-id"] != response.headers["x-request-id"]
+
+
+async def test_unknown_paths_and_methods(http: httpx.AsyncClient) -> None:
+    missing = await http.get("/v2/whatever")
+    assert missing.status_code == 404
+    assert missing.content == b""
+    wrong_method = await http.patch("/v1/devices")
+    assert wrong_method.status_code == 405
+    assert wrong_method.content == b""
+    assert set(wrong_method.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    assert (await http.options("/v1/users")).status_code == 405
+
+
+async def _exhaust(http: httpx.AsyncClient, path: str, count: int, **kwargs: object) -> None:
+    for _ in range(count):
+        response = await http.post(path, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code != 429
+
+
+@pytest.mark.settings(**AUTH_LIMITED)
+async def test_auth_tier_returns_429_with_retry_after(http: httpx.AsyncClient) -> None:
+    await _exhaust(http, "/v1/users", 3, json={})
+    response = await http.post("/v1/users", json={}, headers={"x-request-id": "limited"})
+    assert response.status_code == 429
+    assert response.text == "Too Many Requests! Wait for 1s"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["x-ratelimit-after"] == "1"
+    assert response.headers["x-request-id"] == "limited"
+
+
+@pytest.mark.settings(**AUTH_LIMITED)
+async def test_auth_tier_covers_every_session_route(http: httpx.AsyncClient) -> None:
+    await http.post("/v1/users", json={})
+    await http.post("/v1/sessions", json={})
+    await http.post("/v1/sessions/refresh", json={})
+    assert (await http.request("DELETE", "/v1/sessions")).status_code == 429
+
+
+@pytest.mark.settings(**AUTH_LIMITED)
+async def test_tiers_are_independent(http: httpx.AsyncClient) -> None:
+    await _exhaust(http, "/v1/users", 3, json={})
+    assert (await http.post("/v1/users", json={})).status_code == 429
+    assert (await http.get("/v1/devices")).status_code == 401
+
+
+@pytest.mark.settings(**AUTH_LIMITED)
+async def test_bucket_refills(http: httpx.AsyncClient) -> None:
+    await _exhaust(http, "/v1/users", 3, json={})
+    assert (await http.post("/v1/users", json={})).status_code == 429
+    await trio.sleep(1.1)
+    assert (await http.post("/v1/users", json={})).status_code == 422
+    assert (await http.post("/v1/users", json={})).status_code == 429
+
+
+@pytest.mark.settings(rate_limit_per_second=1, rate_limit_burst=2)
+async def test_standard_tier_counts_unauthenticated_requests(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/v1/devices")).status_code == 401
+    assert (await http.get("/v1/users/x")).status_code == 401
+    assert (await http.get("/v1/devices")).status_code == 429
+    assert (await http.put("/v1/push-tokens")).status_code == 429
+
+
+@pytest.mark.settings(rate_limit_per_second=1, rate_limit_burst=1)
+async def test_unlimited_routes(http: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        assert (await http.get("/openapi.yaml")).status_code == 200
+        assert (await http.get("/nope")).status_code == 404
+
+
+@pytest.mark.settings(**AUTH_LIMITED)
+async def test_clients_behind_a_trusted_proxy_are_limited_separately(
+    http: httpx.AsyncClient,
+) -> None:
+    alice = {"x-forwarded-for": "203.0.113.1"}
+    bob = {"x-forwarded-for": "198.51.100.7, 203.0.113.2"}
+    await _exhaust(http, "/v1/users", 3, json={}, headers=alice)
+    assert (await http.post("/v1/users", json={}, headers=alice)).status_code == 429
+    assert (await http.post("/v1/users", json={}, headers=bob)).status_code == 422
+    # Spoofing a left-hand hop does not escape Alice's bucket.
+    spoofed = {"x-forwarded-for": "1.2.3.4, 203.0.113.1"}
+    assert (await http.post("/v1/users", json={}, headers=spoofed)).status_code == 429
+
+
+@pytest.mark.settings(server_trusted_proxies=(), **AUTH_LIMITED)
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(http: httpx.AsyncClient) -> None:
+    for i in range(3):
+        headers = {"x-forwarded-for": f"203.0.113.{i}"}
+        assert (await http.post("/v1/users", json={}, headers=headers)).status_code == 422
+    headers = {"x-forwarded-for": "203.0.113.99"}
+    assert (await http.post("/v1/users", json={}, headers=headers)).status_code == 429
+
+
+async def _raw_request(api_url: str, head: bytes, body_parts: list[tuple[float, bytes]]) -> bytes:
+    """Send a request by hand, pausing before body parts, and return the raw response."""
+    url = urllib.parse.urlsplit(api_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    stream = await trio.open_tcp_stream(url.hostname, url.port)
+    async with stream:
+        await stream.send_all(head)
+        response = b""
+        with trio.move_on_after(10):
+            async with trio.open_nursery() as nursery:
+
+                async def drip() -> None:
+                    for delay, part in body_parts:
+                        await trio.sleep(delay)
+                        try:
+                            await stream.send_all(part)
+                        except trio.BrokenResourceError:
+                            return
+
+                nursery.start_soon(drip)
+                while b"\r\n\r\n" not in response:
+                    chunk = await stream.receive_some()
+                    if not chunk:
+                        break
+                    response += chunk
+                nursery.cancel_scope.cancel()
+        return response
+
+
+@pytest.mark.settings(server_request_timeout_secs=1)
+async def test_slow_body_gets_an_empty_408(relay: Listening) -> None:
+    head = (
+        b"POST /v1/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 60\r\nx-request-id: slow-one\r\n\r\n"
+    )
+    started = trio.current_time()
+    response = await _raw_request(relay.api_url, head, [(0.0, b'{"username": '), (5.0, b"x")])
+    elapsed = trio.current_time() - started
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408")
+    headers = rest.lower()
+    assert b"content-length: 0" in headers
+    assert b"x-request-id: slow-one" in headers
+    assert 0.9 < elapsed < 4
+
+
+@pytest.mark.parametrize(
+    ("path", "tier", "timeout"),
+    [
+        ("/v1/users", Tier.AUTH, 7),
+        ("/v1/sessions", Tier.AUTH, 7),
+        ("/v1/sessions/refresh", Tier.AUTH, 7),
+        ("/v1/users/0d5f", Tier.STANDARD, 7),
+        ("/v1/devices", Tier.STANDARD, 7),
+        ("/v1/devices/keys", Tier.STANDARD, 7),
+        ("/v1/messages", Tier.STANDARD, 7),
+        ("/v1/gateway", Tier.STANDARD, 7),
+        ("/v1/gateway/ticket", Tier.STANDARD, 7),
+        ("/v1/push-tokens", Tier.STANDARD, 7),
+        ("/v1/attachments", None, 120),
+        ("/v1/attachments/0d5f", None, 120),
+        ("/v1/backup", None, 60),
+        ("/openapi.yaml", None, 600),
+        ("/elsewhere", None, 600),
+    ],
+)
+def test_route_classes(path: str, tier: Tier | None, timeout: int) -> None:
+    policy = EdgePolicy(Settings(server_request_timeout_secs=7))
+    assert policy.classify(path) == RouteClass(tier, timeout)
+
+
+def test_timeouts_never_exceed_the_global_one() -> None:
+    policy = EdgePolicy(Settings(server_global_timeout_secs=50, attachment_timeout_secs=120))
+    assert policy.classify("/v1/attachments").timeout == 50
+    assert policy.classify("/v1/users").timeout == 30

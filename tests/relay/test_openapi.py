@@ -1,0 +1,79 @@
+"""GET /openapi.yaml documents exactly the routes the server has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import yaml
+
+from relay import __version__
+from relay.app import create_quart_app
+from relay.services.registry import Services
+
+METHODS = {"get", "put", "post", "delete", "patch", "head"}
+
+
+async def _document(http: httpx.AsyncClient) -> dict[str, Any]:
+    response = await http.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/yaml")
+    document: dict[str, Any] = yaml.safe_load(response.text)
+    return document
+
+
+async def test_document_carries_our_version(http: httpx.AsyncClient) -> None:
+    document = await _document(http)
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["version"] == __version__
+
+
+async def test_documented_operations_match_the_routes(
+    http: httpx.AsyncClient, services: Services
+) -> None:
+    document = await _document(http)
+    documented = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    app = create_quart_app(services)
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = path.replace("{device_id}", "{deviceId}").replace("{user_id}", "{userId}")
+        routed |= {(method, path) for method in rule.methods or () if method != "HEAD"}
+    assert documented == routed
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if "$ref" in node else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+async def test_every_reference_resolves(http: httpx.AsyncClient) -> None:
+    document = await _document(http)
+    for reference in _references(document):
+        node: Any = document
+        for part in reference.removeprefix("#/").split("/"):
+            node = node[part]
+        assert node, reference
+
+
+async def test_every_operation_documents_401_when_it_needs_a_token(
+    http: httpx.AsyncClient,
+) -> None:
+    document = await _document(http)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            if operation.get("security", document["security"]):
+                assert "401" in operation["responses"], (method, path)
