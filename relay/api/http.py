@@ -83,7 +83,7 @@ async def read_json(request: Request, schema: type[T]) -> T:
         raise Rejection(
             422, f"Failed to deserialize the JSON body into the target type: {error}"
         ) from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise Rejection(400, f"Failed to parse the request body as JSON: {error}") from None
 
 

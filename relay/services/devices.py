@@ -27,9 +27,13 @@ MAX_DEVICE_NAME_CHARS = 100
 
 
 def _check_name(name: str | None) -> None:
-    # The reference lets the database reject long names with a 500; we say 400.
-    if name is not None and len(name) > MAX_DEVICE_NAME_CHARS:
+    # The reference lets the database reject these with a 500; we say 400.
+    if name is None:
+        return
+    if len(name) > MAX_DEVICE_NAME_CHARS:
         raise InvalidInput(f"Device name must be at most {MAX_DEVICE_NAME_CHARS} characters")
+    if "\x00" in name:
+        raise InvalidInput("Device name must not contain NUL characters")
 
 
 class DeviceService:

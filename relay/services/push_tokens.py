@@ -26,6 +26,9 @@ class PushTokenService:
             raise InvalidInput("Token cannot be empty")
         if len(trimmed.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
             raise InvalidInput("Token is too long (max 4096 characters)")
+        if "\x00" in token:
+            # PostgreSQL cannot store NUL in text; refuse it on every backend alike.
+            raise InvalidInput("Token must not contain NUL characters")
         try:
             await self._db.write(lambda conn: push_tokens.put(conn, device_id, token, now=now_us()))
         except IntegrityViolation:

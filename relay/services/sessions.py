@@ -21,6 +21,7 @@ from storage.repos import devices, refresh_tokens, users
 from storage.repos.refresh_tokens import RefreshGrant
 
 _USERNAME = re.compile(r"[a-zA-Z0-9_]{3,50}")
+_STORED_USERNAME = re.compile(r"[a-z0-9_]{3,50}")
 MIN_PASSWORD_BYTES = 12
 
 
@@ -116,7 +117,10 @@ class SessionService:
             except ValueError:
                 raise InvalidInput("Invalid device_id") from None
         name = username.lower()
-        user = await self._db.read(lambda conn: users.by_username(conn, name))
+        user = None
+        # A name no account can have (say, with a NUL byte) is not worth a query.
+        if _STORED_USERNAME.fullmatch(name):
+            user = await self._db.read(lambda conn: users.by_username(conn, name))
         stored_hash = None if user is None else user.password_hash
         verified = await trio.to_thread.run_sync(
             self._passwords.verify, stored_hash, password, limiter=self._hash_limiter

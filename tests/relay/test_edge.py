@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ import trio
 from relay.api.edge import EdgePolicy, RouteClass, Tier
 from relay.config import Settings
 from relay.server import Listening
+from tests.rawhttp import raw_request
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 AUTH_LIMITED = {"rate_limit_auth_per_second": 1, "rate_limit_auth_burst": 3}
@@ -42,17 +44,38 @@ async def test_unknown_paths_and_methods(http: httpx.AsyncClient) -> None:
     assert (await http.options("/v1/users")).status_code == 405
 
 
-async def _exhaust(http: httpx.AsyncClient, path: str, count: int, **kwargs: object) -> None:
-    for _ in range(count):
-        response = await http.post(path, **kwargs)  # type: ignore[arg-type]
-        assert response.status_code != 429
+async def until_limited(
+    send: Callable[[int], Awaitable[httpx.Response]], *, burst: int, per_second: int
+) -> tuple[int, httpx.Response]:
+    """Send requests until one is limited; check the count against the GCRA bound.
+
+    Never limited before the burst is spent, and never more than the burst plus what
+    refilled meanwhile: a bucket that is not shared, or not enforced, fails here.
+    """
+    started = trio.current_time()
+    for attempt in range(burst + 60):
+        response = await send(attempt)
+        if response.status_code == 429:
+            elapsed = trio.current_time() - started
+            assert burst <= attempt <= burst + int(elapsed * per_second) + 1
+            return attempt, response
+    pytest.fail("never rate limited")
+
+
+def post_users(
+    http: httpx.AsyncClient, **kwargs: Any
+) -> Callable[[int], Awaitable[httpx.Response]]:
+    async def send(_: int) -> httpx.Response:
+        return await http.post("/v1/users", json={}, **kwargs)
+
+    return send
 
 
 @pytest.mark.settings(**AUTH_LIMITED)
 async def test_auth_tier_returns_429_with_retry_after(http: httpx.AsyncClient) -> None:
-    await _exhaust(http, "/v1/users", 3, json={})
-    response = await http.post("/v1/users", json={}, headers={"x-request-id": "limited"})
-    assert response.status_code == 429
+    _, response = await until_limited(
+        post_users(http, headers={"x-request-id": "limited"}), burst=3, per_second=1
+    )
     assert response.text == "Too Many Requests! Wait for 1s"
     assert response.headers["content-type"].startswith("text/plain")
     assert response.headers["retry-after"] == "1"
@@ -62,34 +85,40 @@ async def test_auth_tier_returns_429_with_retry_after(http: httpx.AsyncClient) -
 
 @pytest.mark.settings(**AUTH_LIMITED)
 async def test_auth_tier_covers_every_session_route(http: httpx.AsyncClient) -> None:
-    await http.post("/v1/users", json={})
-    await http.post("/v1/sessions", json={})
-    await http.post("/v1/sessions/refresh", json={})
-    assert (await http.request("DELETE", "/v1/sessions")).status_code == 429
+    routes = [("POST", "/v1/users"), ("POST", "/v1/sessions"), ("POST", "/v1/sessions/refresh")]
+    routes.append(("DELETE", "/v1/sessions"))
+
+    async def send(attempt: int) -> httpx.Response:
+        method, path = routes[attempt % len(routes)]
+        return await http.request(method, path)
+
+    await until_limited(send, burst=3, per_second=1)
 
 
 @pytest.mark.settings(**AUTH_LIMITED)
 async def test_tiers_are_independent(http: httpx.AsyncClient) -> None:
-    await _exhaust(http, "/v1/users", 3, json={})
-    assert (await http.post("/v1/users", json={})).status_code == 429
+    await until_limited(post_users(http), burst=3, per_second=1)
     assert (await http.get("/v1/devices")).status_code == 401
 
 
 @pytest.mark.settings(**AUTH_LIMITED)
 async def test_bucket_refills(http: httpx.AsyncClient) -> None:
-    await _exhaust(http, "/v1/users", 3, json={})
-    assert (await http.post("/v1/users", json={})).status_code == 429
+    await until_limited(post_users(http), burst=3, per_second=1)
     await trio.sleep(1.1)
     assert (await http.post("/v1/users", json={})).status_code == 422
-    assert (await http.post("/v1/users", json={})).status_code == 429
 
 
 @pytest.mark.settings(rate_limit_per_second=1, rate_limit_burst=2)
 async def test_standard_tier_counts_unauthenticated_requests(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/v1/devices")).status_code == 401
-    assert (await http.get("/v1/users/x")).status_code == 401
-    assert (await http.get("/v1/devices")).status_code == 429
-    assert (await http.put("/v1/push-tokens")).status_code == 429
+    paths = [("GET", "/v1/devices"), ("GET", "/v1/users/x"), ("PUT", "/v1/push-tokens")]
+
+    async def send(attempt: int) -> httpx.Response:
+        method, path = paths[attempt % len(paths)]
+        response = await http.request(method, path)
+        assert response.status_code in (401, 429)
+        return response
+
+    await until_limited(send, burst=2, per_second=1)
 
 
 @pytest.mark.settings(rate_limit_per_second=1, rate_limit_burst=1)
@@ -103,53 +132,23 @@ async def test_unlimited_routes(http: httpx.AsyncClient) -> None:
 async def test_clients_behind_a_trusted_proxy_are_limited_separately(
     http: httpx.AsyncClient,
 ) -> None:
-    alice = {"x-forwarded-for": "203.0.113.1"}
+    await until_limited(
+        post_users(http, headers={"x-forwarded-for": "203.0.113.1"}), burst=3, per_second=1
+    )
     bob = {"x-forwarded-for": "198.51.100.7, 203.0.113.2"}
-    await _exhaust(http, "/v1/users", 3, json={}, headers=alice)
-    assert (await http.post("/v1/users", json={}, headers=alice)).status_code == 429
     assert (await http.post("/v1/users", json={}, headers=bob)).status_code == 422
-    # Spoofing a left-hand hop does not escape Alice's bucket.
+    # Spoofing a left-hand hop does not escape Alice's (already empty) bucket.
     spoofed = {"x-forwarded-for": "1.2.3.4, 203.0.113.1"}
-    assert (await http.post("/v1/users", json={}, headers=spoofed)).status_code == 429
+    await until_limited(post_users(http, headers=spoofed), burst=0, per_second=1)
 
 
 @pytest.mark.settings(server_trusted_proxies=(), **AUTH_LIMITED)
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(http: httpx.AsyncClient) -> None:
-    for i in range(3):
-        headers = {"x-forwarded-for": f"203.0.113.{i}"}
-        assert (await http.post("/v1/users", json={}, headers=headers)).status_code == 422
-    headers = {"x-forwarded-for": "203.0.113.99"}
-    assert (await http.post("/v1/users", json={}, headers=headers)).status_code == 429
+    async def send(attempt: int) -> httpx.Response:
+        headers = {"x-forwarded-for": f"203.0.113.{attempt}"}
+        return await http.post("/v1/users", json={}, headers=headers)
 
-
-async def _raw_request(api_url: str, head: bytes, body_parts: list[tuple[float, bytes]]) -> bytes:
-    """Send a request by hand, pausing before body parts, and return the raw response."""
-    url = urllib.parse.urlsplit(api_url)
-    assert url.hostname is not None
-    assert url.port is not None
-    stream = await trio.open_tcp_stream(url.hostname, url.port)
-    async with stream:
-        await stream.send_all(head)
-        response = b""
-        with trio.move_on_after(10):
-            async with trio.open_nursery() as nursery:
-
-                async def drip() -> None:
-                    for delay, part in body_parts:
-                        await trio.sleep(delay)
-                        try:
-                            await stream.send_all(part)
-                        except trio.BrokenResourceError:
-                            return
-
-                nursery.start_soon(drip)
-                while b"\r\n\r\n" not in response:
-                    chunk = await stream.receive_some()
-                    if not chunk:
-                        break
-                    response += chunk
-                nursery.cancel_scope.cancel()
-        return response
+    await until_limited(send, burst=3, per_second=1)
 
 
 @pytest.mark.settings(server_request_timeout_secs=1)
@@ -159,7 +158,7 @@ async def test_slow_body_gets_an_empty_408(relay: Listening) -> None:
         b"Content-Length: 60\r\nx-request-id: slow-one\r\n\r\n"
     )
     started = trio.current_time()
-    response = await _raw_request(relay.api_url, head, [(0.0, b'{"username": '), (5.0, b"x")])
+    response = await raw_request(relay.api_url, head, [(0.0, b'{"username": '), (5.0, b"x")])
     elapsed = trio.current_time() - started
     status_line, _, rest = response.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 408")

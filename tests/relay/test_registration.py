@@ -7,7 +7,9 @@ import uuid
 import httpx
 import pytest
 
+from relay.server import Listening
 from tests.factories import PASSWORD, jwt_claims, unique_username
+from tests.rawhttp import raw_request
 
 USERNAME_RULE = (
     "Username must be between 3 and 50 characters and can only contain letters, numbers, "
@@ -105,10 +107,22 @@ async def test_json_content_type_variants_are_accepted(http: httpx.AsyncClient) 
         assert response.status_code == 201
 
 
-async def test_body_over_two_mebibytes_is_413(http: httpx.AsyncClient) -> None:
-    padding = "x" * (2 * 1024 * 1024)
-    body = f'{{"username":"{unique_username()}","password":"{PASSWORD}","pad":"{padding}"}}'
-    response = await http.post(
-        "/v1/users", headers={"content-type": "application/json"}, content=body
+async def test_declared_body_over_two_mebibytes_is_413_before_upload(relay: Listening) -> None:
+    head = (
+        b"POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2097153\r\n\r\n"
     )
-    assert response.status_code == 413
+    # No body is ever sent: the answer comes from the declared length alone.
+    response = await raw_request(relay.api_url, head, [])
+    assert response.startswith(b"HTTP/1.1 413")
+
+
+async def test_streamed_body_over_two_mebibytes_is_413(relay: Listening) -> None:
+    head = (
+        b"POST /v1/users HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * 65536
+    frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    response = await raw_request(relay.api_url, head, [(0.0, frame)] * 40)
+    assert response.startswith(b"HTTP/1.1 413")
