@@ -1,0 +1,1 @@
+"""The benchmark harness (``relay bench``): load generators, scenarios and reports."""
