@@ -42,23 +42,21 @@ def current_revision(engine: Engine) -> str | None:
         raise translate_errors(error) from error
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every pending migration up to ``revision`` in one transaction."""
+def _run(engine: Engine, command_name: str, revision: str) -> None:
     config = _config()
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            getattr(command, command_name)(config, revision)
     except exc.SQLAlchemyError as error:
         raise translate_errors(error) from error
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every pending migration up to ``revision`` in one transaction."""
+    _run(engine, "upgrade", revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to ``revision`` (``"base"`` empties the database)."""
-    config = _config()
-    try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, revision)
-    except exc.SQLAlchemyError as error:
-        raise translate_errors(error) from error
+    _run(engine, "downgrade", revision)

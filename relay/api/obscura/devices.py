@@ -7,7 +7,6 @@ from quart import Blueprint, Response, request
 from relay.api.http import bearer_token, empty_response, json_response, path_uuid, read_json
 from relay.api.obscura.responses import auth_response, device_response
 from relay.api.obscura.schemas import CreateDeviceRequest, UpdateDeviceRequest
-from relay.services.keys import PreKeyInput, SignedPreKeyInput
 from relay.services.registry import Services
 
 
@@ -18,14 +17,13 @@ def register(bp: Blueprint, services: Services) -> None:
     async def create_device() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, CreateDeviceRequest)
-        spk = body.signed_pre_key
         session = await services.devices.create(
             principal,
             body.name,
             body.identity_key,
             body.registration_id,
-            SignedPreKeyInput(spk.key_id, spk.public_key, spk.signature),
-            [PreKeyInput(k.key_id, k.public_key) for k in body.one_time_pre_keys],
+            body.signed_pre_key_input(),
+            body.one_time_pre_key_inputs(),
         )
         return json_response(auth_response(session), status=201)
 

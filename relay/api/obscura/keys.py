@@ -7,7 +7,6 @@ from quart import Blueprint, Response, request
 from relay.api.http import bearer_token, empty_response, json_response, path_uuid, read_json
 from relay.api.obscura.responses import bundle_response
 from relay.api.obscura.schemas import PreKeyUploadRequest
-from relay.services.keys import PreKeyInput, SignedPreKeyInput
 from relay.services.registry import Services
 
 
@@ -18,13 +17,12 @@ def register(bp: Blueprint, services: Services) -> None:
     async def upload_keys() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, PreKeyUploadRequest)
-        spk = body.signed_pre_key
         await services.keys.upload(
             principal,
             body.identity_key,
             body.registration_id,
-            SignedPreKeyInput(spk.key_id, spk.public_key, spk.signature),
-            [PreKeyInput(k.key_id, k.public_key) for k in body.one_time_pre_keys],
+            body.signed_pre_key_input(),
+            body.one_time_pre_key_inputs(),
         )
         return empty_response()
 

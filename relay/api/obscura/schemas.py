@@ -10,6 +10,8 @@ from typing import Annotated
 
 import msgspec
 
+from relay.services.keys import PreKeyInput, SignedPreKeyInput
+
 Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 
 
@@ -49,14 +51,28 @@ class OneTimePreKeyBody(msgspec.Struct, kw_only=True, rename="camel"):
     public_key: str
 
 
-class CreateDeviceRequest(msgspec.Struct, kw_only=True, rename="camel"):
+class KeyMaterialBody(msgspec.Struct, kw_only=True, rename="camel"):
+    """The pre-key fields shared by device creation and key upload."""
+
+    signed_pre_key: SignedPreKeyBody
+    one_time_pre_keys: list[OneTimePreKeyBody]
+
+    def signed_pre_key_input(self) -> SignedPreKeyInput:
+        """The signed pre-key as the key service takes it."""
+        spk = self.signed_pre_key
+        return SignedPreKeyInput(spk.key_id, spk.public_key, spk.signature)
+
+    def one_time_pre_key_inputs(self) -> list[PreKeyInput]:
+        """The one-time pre-keys as the key service takes them."""
+        return [PreKeyInput(k.key_id, k.public_key) for k in self.one_time_pre_keys]
+
+
+class CreateDeviceRequest(KeyMaterialBody, kw_only=True, rename="camel"):
     """``POST /v1/devices``."""
 
     name: str | None = None
     identity_key: str
     registration_id: Int32
-    signed_pre_key: SignedPreKeyBody
-    one_time_pre_keys: list[OneTimePreKeyBody]
 
 
 class UpdateDeviceRequest(msgspec.Struct, kw_only=True):
@@ -65,13 +81,11 @@ class UpdateDeviceRequest(msgspec.Struct, kw_only=True):
     name: str | None = None
 
 
-class PreKeyUploadRequest(msgspec.Struct, kw_only=True, rename="camel"):
+class PreKeyUploadRequest(KeyMaterialBody, kw_only=True, rename="camel"):
     """``POST /v1/devices/keys``."""
 
     identity_key: str | None = None
     registration_id: Int32 | None = None
-    signed_pre_key: SignedPreKeyBody
-    one_time_pre_keys: list[OneTimePreKeyBody]
 
 
 class PushTokenRequest(msgspec.Struct, kw_only=True):
