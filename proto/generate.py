@@ -7,7 +7,9 @@ Usage::
 
 The compiler plugin (``protoc-gen-python_betterproto2``) and the ``ruff`` it formats
 its output with are looked up on ``PATH``; the directory of the running interpreter
-is put first so that a virtualenv's pinned versions are used.
+is put first so that a virtualenv's pinned versions are used. protoc runs from the
+output directory, outside the project and with no user configuration, so that ruff
+formats with its own defaults and the result never depends on anyone's ruff settings.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def generate(out_dir: Path) -> None:
     """Run protoc with the betterproto2 plugin, writing the package into ``out_dir``."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["XDG_CONFIG_HOME"] = str(out_dir)  # no user-level ruff configuration either
     command = [
         sys.executable,
         "-m",
@@ -38,7 +41,7 @@ def generate(out_dir: Path) -> None:
         f"--python_betterproto2_out={out_dir}",
         *(str(source) for source in SOURCES),
     ]
-    subprocess.run(command, check=True, env=env)
+    subprocess.run(command, check=True, env=env, cwd=out_dir, stdout=subprocess.DEVNULL)
 
 
 def _differences(left: Path, right: Path) -> list[str]:
