@@ -69,14 +69,19 @@ def _is_json_content_type(value: str | None) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
+async def read_body(request: Request) -> bytes:
+    """The whole request body, or a plain-text 413 beyond :data:`JSON_BODY_LIMIT`."""
+    try:
+        return await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    except RequestEntityTooLarge:
+        raise Rejection(413, "Failed to buffer the request body: length limit exceeded") from None
+
+
 async def read_json(request: Request, schema: type[T]) -> T:
     """Decode the JSON body into ``schema``: 415, 413, 400 (syntax) or 422 (shape)."""
     if not _is_json_content_type(request.headers.get("Content-Type")):
         raise Rejection(415, "Expected request with `Content-Type: application/json`")
-    try:
-        body = await request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise Rejection(413, "Failed to buffer the request body: length limit exceeded") from None
+    body = await read_body(request)
     try:
         return msgspec.json.decode(body, type=schema)
     except msgspec.ValidationError as error:

@@ -10,6 +10,6 @@
 """
 
 from relay.client.keys import DeviceKeys
-from relay.client.rest import ApiError, ObscuraClient, Session
+from relay.client.rest import ApiError, ObscuraClient, Outgoing, Session
 
-__all__ = ["ApiError", "DeviceKeys", "ObscuraClient", "Session"]
+__all__ = ["ApiError", "DeviceKeys", "ObscuraClient", "Outgoing", "Session"]

@@ -5,11 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from obscura_proto.obscura.v1 import (
+    SendMessageRequest,
+    SendMessageRequestSubmission,
+    SendMessageResponse,
+    SendMessageResponseFailedSubmission,
+)
 from relay.client.keys import DeviceKeys
 
 
@@ -37,6 +44,15 @@ class Session:
         payload = self.token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return uuid.UUID(claims["sub"])
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: ciphertext for one device."""
+
+    device_id: uuid.UUID
+    message: bytes
+    submission_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -148,3 +164,39 @@ class ObscuraClient:
     async def put_push_token(self, token: str) -> None:
         """Register the current device's push token."""
         await self._call("PUT", "/v1/push-tokens", json={"token": token})
+
+    async def send_messages(
+        self, batch: Sequence[Outgoing], *, idempotency_key: uuid.UUID | None = None
+    ) -> list[SendMessageResponseFailedSubmission]:
+        """Queue ``batch`` in one request; returns the submissions that were refused.
+
+        Retrying with the same ``idempotency_key`` is safe: the server replays its first
+        answer and queues nothing new.
+        """
+        request = SendMessageRequest(
+            messages=[
+                SendMessageRequestSubmission(
+                    submission_id=item.submission_id.bytes,
+                    device_id=item.device_id.bytes,
+                    message=item.message,
+                )
+                for item in batch
+            ]
+        )
+        key = idempotency_key or uuid.uuid4()
+        response = await self.http.post(
+            "/v1/messages",
+            content=bytes(request),
+            headers={
+                **self.auth_headers,
+                "Idempotency-Key": str(key),
+                "Content-Type": "application/x-protobuf",
+            },
+        )
+        _raise_for_status(response)
+        return list(SendMessageResponse.parse(response.content).failed_submissions)
+
+    async def gateway_ticket(self) -> str:
+        """A single-use ticket for :meth:`relay.client.Gateway.connect`."""
+        body = await self._call("POST", "/v1/gateway/ticket")
+        return str(body["ticket"])

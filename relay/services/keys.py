@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from relay.crypto import xeddsa
 from relay.crypto.keys import KeyFormatError, parse_public_key, parse_signature
 from relay.errors import AuthenticationFailed, InvalidInput, NotFound
+from relay.gateway.hub import Hub
 from relay.services.principal import Principal
 from storage.db import Database
 from storage.ids import now_us
@@ -98,9 +99,11 @@ def check_batch_size(upload: KeyUpload, limit: int) -> None:
 class KeyService:
     """Uploads and serves pre-key material."""
 
-    def __init__(self, db: Database, *, max_pre_keys: int) -> None:
+    def __init__(self, db: Database, hub: Hub, *, max_pre_keys: int, refill_threshold: int) -> None:
         self._db = db
+        self._hub = hub
         self._max_pre_keys = max_pre_keys
+        self.refill_threshold = refill_threshold
 
     async def upload(
         self,
@@ -112,8 +115,8 @@ class KeyService:
     ) -> bool:
         """Refill keys, or take the device over when the identity key changes.
 
-        Returns True for a takeover: every old key and every pending message of the
-        device is gone and its open sessions must be closed.
+        A takeover deletes every old key and every pending message of the device and
+        closes all of its open gateway sessions. Returns True for a takeover.
         """
         device_id = principal.require_device()
         if identity_key is not None and registration_id is None:
@@ -157,7 +160,10 @@ class KeyService:
             keys.add_one_time(conn, device_id, upload.one_time_pre_keys, now=now)
             return takeover
 
-        return await self._db.write(work)
+        takeover = await self._db.write(work)
+        if takeover:
+            await self._hub.device_taken_over(device_id)
+        return takeover
 
     async def fetch_bundles(self, principal: Principal, user_id: uuid.UUID) -> list[FetchedBundle]:
         """One bundle per device of ``user_id``, each consuming one one-time pre-key."""
@@ -174,4 +180,16 @@ class KeyService:
         bundles = await self._db.write(work)
         if not bundles:
             raise NotFound()
+        # Every fetch that leaves a device below the threshold re-prompts it (even at 0).
+        low = [
+            b.bundle.device_id
+            for b in bundles
+            if b.remaining_one_time_pre_keys < self.refill_threshold
+        ]
+        if low:
+            await self._hub.pre_keys_low(low)
         return bundles
+
+    async def one_time_pre_key_count(self, device_id: uuid.UUID) -> int:
+        """How many one-time pre-keys the device has left."""
+        return await self._db.read(lambda conn: keys.count_one_time(conn, device_id))

@@ -10,11 +10,14 @@ import trio
 from relay.config import Settings
 from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
+from relay.gateway.hub import LocalHub
 from relay.services.devices import DeviceService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
+from relay.services.messaging import MessagingService
 from relay.services.push_tokens import PushTokenService
 from relay.services.sessions import SessionIssuer, SessionService
+from relay.services.tickets import TicketService
 from storage.db import Database
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
@@ -23,19 +26,23 @@ _PASSWORD_HASH_THREADS = 2
 
 @dataclass(frozen=True)
 class Services:
-    """Every service, wired to one database."""
+    """Every service, wired to one database and one hub."""
 
     sessions: SessionService
     devices: DeviceService
     keys: KeyService
     push_tokens: PushTokenService
+    messaging: MessagingService
+    tickets: TicketService
     health: HealthService
+    hub: LocalHub
 
 
 def build_services(
     settings: Settings, db: Database, jwt_secret: bytes, blob_root: Path
 ) -> Services:
     """Wire the services for ``settings``."""
+    hub = LocalHub()
     issuer = SessionIssuer(
         JwtCodec(jwt_secret),
         token_ttl_secs=settings.auth_token_ttl_secs,
@@ -57,12 +64,26 @@ def build_services(
             max_devices_per_user=settings.auth_max_devices_per_user,
             max_pre_keys=settings.pre_keys_max,
         ),
-        keys=KeyService(db, max_pre_keys=settings.pre_keys_max),
+        keys=KeyService(
+            db,
+            hub,
+            max_pre_keys=settings.pre_keys_max,
+            refill_threshold=settings.pre_key_refill_threshold,
+        ),
         push_tokens=PushTokenService(db),
+        messaging=MessagingService(
+            db,
+            hub,
+            batch_limit=settings.messaging_send_batch_limit,
+            ttl_days=settings.ttl_days,
+            idempotency_ttl_secs=settings.messaging_idempotency_ttl_secs,
+        ),
+        tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs),
         health=HealthService(
             db,
             blob_root,
             db_timeout=settings.health_db_timeout_ms / 1000,
             storage_timeout=settings.health_storage_timeout_ms / 1000,
         ),
+        hub=hub,
     )

@@ -86,3 +86,11 @@ def lock(conn: Connection, device_id: uuid.UUID) -> bool:
     """Lock the device row until commit (PostgreSQL); False if it does not exist."""
     statement = select(devices.c.id).where(devices.c.id == device_id).with_for_update()
     return conn.execute(statement).first() is not None
+
+
+def existing(conn: Connection, device_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these device ids exist."""
+    if not device_ids:
+        return set()
+    statement = select(devices.c.id).where(devices.c.id.in_(device_ids))
+    return set(conn.execute(statement).scalars())

@@ -1,15 +1,160 @@
-"""Pending messages (the delivery queue itself arrives with the gateway)."""
+"""The delivery queue: messages waiting for one device, until acknowledged or expired."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from storage.schema import messages
+
+# SQLite allows 32766 bound parameters per statement; two per acknowledged pair.
+_MAX_PAIRS_PER_DELETE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to queue for ``device_id``."""
+
+    id: uuid.UUID
+    device_id: uuid.UUID
+    submission_id: uuid.UUID
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A queued message as delivery reads it."""
+
+    id: uuid.UUID
+    sender_id: uuid.UUID
+    sender_device_id: uuid.UUID
+    content: bytes
+    created_at: int
+
+    @property
+    def cursor(self) -> tuple[int, uuid.UUID]:
+        """Delivery order key: after this message come those with a greater cursor."""
+        return (self.created_at, self.id)
+
+
+def insert_batch(
+    conn: Connection,
+    batch: Sequence[NewMessage],
+    *,
+    sender_id: uuid.UUID,
+    sender_device_id: uuid.UUID,
+    created_at: int,
+    expires_at: int,
+) -> set[uuid.UUID]:
+    """Queue messages in one statement; returns the devices that got at least one.
+
+    A message whose (sender device, submission id) is already queued is skipped.
+    """
+    if not batch:
+        return set()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": m.id,
+            "sender_id": sender_id,
+            "sender_device_id": sender_device_id,
+            "device_id": m.device_id,
+            "submission_id": m.submission_id,
+            "content": m.content,
+            "created_at": created_at,
+            "expires_at": expires_at,
+        }
+        for m in batch
+    ]
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        module.insert(messages)
+        .on_conflict_do_nothing(index_elements=["sender_device_id", "submission_id"])
+        .returning(messages.c.device_id)
+    )
+    return set(conn.execute(statement, rows).scalars())
+
+
+def fetch_page(
+    conn: Connection,
+    device_id: uuid.UUID,
+    *,
+    after: tuple[int, uuid.UUID] | None,
+    now: int,
+    limit: int,
+) -> list[PendingMessage]:
+    """The next unexpired messages for the device, oldest first, after ``after``."""
+    statement = (
+        select(
+            messages.c.id,
+            messages.c.sender_id,
+            messages.c.sender_device_id,
+            messages.c.content,
+            messages.c.created_at,
+        )
+        .where(messages.c.device_id == device_id, messages.c.expires_at > now)
+        .order_by(messages.c.created_at, messages.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        statement = statement.where(tuple_(messages.c.created_at, messages.c.id) > tuple_(*after))
+    return [
+        PendingMessage(row[0], row[1], row[2], bytes(row[3]), row[4])
+        for row in conn.execute(statement)
+    ]
+
+
+def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> int:
+    """Delete (device id, message id) pairs; a pair for another device matches nothing."""
+    deleted = 0
+    for start in range(0, len(pairs), _MAX_PAIRS_PER_DELETE):
+        chunk = pairs[start : start + _MAX_PAIRS_PER_DELETE]
+        statement = delete(messages).where(tuple_(messages.c.device_id, messages.c.id).in_(chunk))
+        deleted += conn.execute(statement).rowcount
+    return deleted
 
 
 def delete_for_device(conn: Connection, device_id: uuid.UUID) -> int:
     """Drop every message queued for the device; returns how many."""
     return conn.execute(delete(messages).where(messages.c.device_id == device_id)).rowcount
+
+
+def delete_expired(conn: Connection, *, now: int, limit: int) -> int:
+    """Delete up to ``limit`` expired messages; returns how many went."""
+    expired = select(messages.c.id).where(messages.c.expires_at <= now).limit(limit)
+    return conn.execute(delete(messages).where(messages.c.id.in_(expired))).rowcount
+
+
+def devices_over(conn: Connection, max_pending: int) -> list[uuid.UUID]:
+    """Devices with more than ``max_pending`` queued messages."""
+    statement = (
+        select(messages.c.device_id)
+        .group_by(messages.c.device_id)
+        .having(func.count() > max_pending)
+    )
+    return list(conn.execute(statement).scalars())
+
+
+def trim_device(conn: Connection, device_id: uuid.UUID, keep: int) -> int:
+    """Delete a device's oldest messages so that the newest ``keep`` remain."""
+    newest = (
+        select(messages.c.id)
+        .where(messages.c.device_id == device_id)
+        .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        .limit(keep)
+    )
+    statement = delete(messages).where(
+        messages.c.device_id == device_id, messages.c.id.not_in(newest)
+    )
+    return conn.execute(statement).rowcount
+
+
+def count_for_device(conn: Connection, device_id: uuid.UUID) -> int:
+    """How many messages are queued for the device (expired ones included)."""
+    statement = select(func.count()).select_from(messages).where(messages.c.device_id == device_id)
+    return int(conn.execute(statement).scalar_one())

@@ -6,6 +6,7 @@ import uuid
 
 import betterproto2
 import pytest
+
 from obscura_proto.obscura.v1 import (
     AckMessage,
     Envelope,

@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from obscura_proto.obscura.v1 import (
     AckMessage,
     Envelope,
@@ -16,7 +17,6 @@ from obscura_proto.obscura.v1 import (
     SendMessageRequestSubmission,
     WebSocketFrame,
 )
-
 from relay import wire
 
 envelopes = st.builds(

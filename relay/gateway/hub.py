@@ -1,0 +1,108 @@
+"""Fan-out of device events to the gateway sessions that care about them.
+
+Services publish *that something happened to a device* (messages queued, identity taken
+over, pre-keys running low); sessions subscribe per device. Events carry no payload: a
+woken session reads what it needs from the database, so a notification that is lost or
+merged costs nothing but a later read. That is also what lets another implementation
+(PostgreSQL ``LISTEN/NOTIFY`` between nodes) replace :class:`LocalHub` without any change
+to the gateway, which only sees the :class:`Hub` protocol.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+import trio
+
+
+class Signal:
+    """A coalescing wake-up: any number of :meth:`set` calls wake one :meth:`wait`."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        """Wake the waiter (now, or at its next wait)."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True if a wake-up is pending."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait for a wake-up and consume it (and every other one pending)."""
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+class Subscription:
+    """One session's view of its device's events."""
+
+    def __init__(self, device_id: uuid.UUID) -> None:
+        self.device_id = device_id
+        self.messages = Signal()
+        self.pre_keys_low = Signal()
+        self.disconnected = trio.Event()
+
+
+class Hub(Protocol):
+    """What services publish to and sessions subscribe to."""
+
+    def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
+        """Receive events for ``device_id`` while the context is open."""
+
+    async def messages_queued(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """New messages are pending for these devices."""
+
+    async def device_taken_over(self, device_id: uuid.UUID) -> None:
+        """The device's identity changed: every session of it must close."""
+
+    async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """These devices' one-time pre-keys fell below the refill threshold."""
+
+
+class LocalHub:
+    """The in-process hub: all sessions live in this process."""
+
+    def __init__(self) -> None:
+        self._subscriptions: dict[uuid.UUID, set[Subscription]] = {}
+
+    @contextmanager
+    def subscribe(self, device_id: uuid.UUID) -> Iterator[Subscription]:
+        """Receive events for ``device_id`` while the context is open."""
+        subscription = Subscription(device_id)
+        self._subscriptions.setdefault(device_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            remaining = self._subscriptions[device_id]
+            remaining.discard(subscription)
+            if not remaining:
+                del self._subscriptions[device_id]
+
+    def _of(self, device_id: uuid.UUID) -> Iterable[Subscription]:
+        return self._subscriptions.get(device_id, ())
+
+    async def messages_queued(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """Wake the delivery of every session of these devices."""
+        for device_id in device_ids:
+            for subscription in self._of(device_id):
+                subscription.messages.set()
+
+    async def device_taken_over(self, device_id: uuid.UUID) -> None:
+        """Tell every session of the device to close."""
+        for subscription in self._of(device_id):
+            subscription.disconnected.set()
+
+    async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """Ask every session of these devices to report its pre-key count."""
+        for device_id in device_ids:
+            for subscription in self._of(device_id):
+                subscription.pre_keys_low.set()
+
+    def session_count(self) -> int:
+        """How many sessions are subscribed (for metrics and tests)."""
+        return sum(len(subs) for subs in self._subscriptions.values())

@@ -1,0 +1,272 @@
+"""POST /v1/messages: validation, de-duplication, limits and idempotency (§2.12, §4.1)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+import trio
+from sqlalchemy import select
+
+from obscura_proto.obscura.v1 import (
+    SendMessageRequest,
+    SendMessageRequestSubmission,
+    SendMessageResponse,
+    SendMessageResponseErrorCode,
+)
+from relay.client import Outgoing
+from storage.db import Database
+from storage.ids import MICROS_PER_DAY
+from storage.repos import messages as messages_repo
+from storage.schema import messages
+from tests.factories import Device, new_account, new_device
+
+Code = SendMessageResponseErrorCode
+
+
+def _request(*items: tuple[bytes, bytes, bytes]) -> bytes:
+    return bytes(
+        SendMessageRequest(
+            messages=[
+                SendMessageRequestSubmission(submission_id=s, device_id=d, message=m)
+                for s, d, m in items
+            ]
+        )
+    )
+
+
+async def post(
+    http: httpx.AsyncClient, sender: Device, body: bytes, key: str | None = None
+) -> httpx.Response:
+    headers = dict(sender.headers)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await http.post("/v1/messages", content=body, headers=headers)
+
+
+async def _pending(db: Database, device: Device) -> int:
+    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
+
+
+async def test_message_is_queued_with_server_stamped_fields(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    submission = uuid.uuid4()
+    response = await post(
+        http,
+        sender,
+        _request((submission.bytes, recipient.id.bytes, b"ciphertext")),
+        str(uuid.uuid4()),
+    )
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-type"] == "application/octet-stream"
+    row = await db.read(
+        lambda conn: conn.execute(
+            select(messages).where(messages.c.device_id == recipient.id)
+        ).one()
+    )
+    assert row.sender_id == sender.user_id
+    assert row.sender_device_id == sender.id
+    assert row.submission_id == submission
+    assert bytes(row.content) == b"ciphertext"
+    assert row.expires_at - row.created_at == 30 * MICROS_PER_DAY
+    assert row.id.version == 7
+
+
+async def test_structural_failures_come_first_then_unknown_devices(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    ok = uuid.uuid4().bytes
+    unknown_target = uuid.uuid4().bytes
+    items = [
+        (uuid.uuid4().bytes, unknown_target, b"lost"),
+        (b"short", recipient.id.bytes, b"x"),
+        (uuid.uuid4().bytes, b"\x01" * 15, b"x"),
+        (uuid.uuid4().bytes, recipient.id.bytes, b""),
+        (ok, recipient.id.bytes, b"fine"),
+    ]
+    response = await post(http, sender, _request(*items), str(uuid.uuid4()))
+    assert response.status_code == 200
+    failed = SendMessageResponse.parse(response.content).failed_submissions
+    assert [(f.submission_id, f.error_code, f.error_message) for f in failed] == [
+        (b"short", Code.MALFORMED_SUBMISSION_ID, "Invalid submission_id UUID bytes (expected 16)"),
+        (items[2][0], Code.MALFORMED_DEVICE_ID, "Invalid device_id UUID bytes (expected 16)"),
+        (items[3][0], Code.MESSAGE_MISSING, "Missing message payload"),
+        (items[0][0], Code.INVALID_DEVICE, "Device not found"),
+    ]
+    assert await _pending(db, recipient) == 1
+
+
+async def test_partial_success_in_a_large_batch(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    batch = [Outgoing(recipient.id, f"m{i}".encode()) for i in range(49)]
+    batch.append(Outgoing(uuid.uuid4(), b"nobody"))
+    failed = await sender.client.send_messages(batch)
+    assert [f.error_code for f in failed] == [Code.INVALID_DEVICE]
+    assert await _pending(db, recipient) == 49
+
+
+async def test_any_users_device_and_own_devices_are_targets(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender = await new_device(http)
+    sibling = await new_device(http, account=sender.client)
+    assert (
+        await sender.client.send_messages([Outgoing(sibling.id, b"a"), Outgoing(sender.id, b"b")])
+        == []
+    )
+    assert await _pending(db, sibling) == 1
+    assert await _pending(db, sender) == 1
+
+
+async def test_duplicate_submissions_are_skipped_silently(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, first, second = await new_device(http), await new_device(http), await new_device(http)
+    repeated = uuid.uuid4()
+    assert (
+        await sender.client.send_messages(
+            [Outgoing(first.id, b"a", repeated), Outgoing(first.id, b"b", repeated)]
+        )
+        == []
+    )
+    # Across requests and across targets, the (sender device, submission id) pair is spent.
+    assert await sender.client.send_messages([Outgoing(second.id, b"c", repeated)]) == []
+    assert await _pending(db, first) == 1
+    assert await _pending(db, second) == 0
+    # Another sending device may use the same submission id.
+    other = await new_device(http)
+    await other.client.send_messages([Outgoing(second.id, b"d", repeated)])
+    assert await _pending(db, second) == 1
+
+
+@pytest.mark.settings(messaging_send_batch_limit=3)
+async def test_batch_limit_is_413_json(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    items = [(uuid.uuid4().bytes, recipient.id.bytes, b"x") for _ in range(4)]
+    response = await post(http, sender, _request(*items), str(uuid.uuid4()))
+    assert response.status_code == 413
+    assert response.json() == {"error": "Payload too large"}
+    assert await _pending(db, recipient) == 0
+    response = await post(http, sender, _request(*items[:3]), str(uuid.uuid4()))
+    assert response.status_code == 200
+
+
+async def test_body_over_two_mebibytes_is_413(http: httpx.AsyncClient) -> None:
+    sender = await new_device(http)
+    response = await post(http, sender, b"\x00" * (2 * 1024 * 1024 + 1), str(uuid.uuid4()))
+    assert response.status_code == 413
+
+
+async def test_malformed_protobuf_is_400(http: httpx.AsyncClient) -> None:
+    sender = await new_device(http)
+    response = await post(http, sender, b"\x00\x01\x02", str(uuid.uuid4()))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("Invalid SendMessageRequest protobuf: ")
+
+
+async def test_empty_batch_is_an_empty_200(http: httpx.AsyncClient) -> None:
+    sender = await new_device(http)
+    response = await post(http, sender, b"", str(uuid.uuid4()))
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_content_type_is_not_checked(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "text/plain"}
+    body = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    assert (await http.post("/v1/messages", content=body, headers=headers)).status_code == 200
+    assert await _pending(db, recipient) == 1
+
+
+async def test_auth_scope_and_header_checks_in_order(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/v1/messages", content=b"")).status_code == 401
+    account = await new_account(http)
+    user_scoped = await http.post("/v1/messages", content=b"", headers=account.auth_headers)
+    assert user_scoped.status_code == 403
+    sender = await new_device(http)
+    missing = await post(http, sender, b"")
+    assert missing.status_code == 400
+    assert missing.json() == {"error": "Missing idempotency-key header"}
+    invalid = await post(http, sender, b"\x00\x01", "not-a-uuid")
+    assert invalid.status_code == 400
+    assert invalid.json()["error"].startswith("Invalid idempotency-key: ")
+
+
+async def test_replay_returns_the_first_answer_and_queues_nothing(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    key = str(uuid.uuid4())
+    body = _request(
+        (uuid.uuid4().bytes, recipient.id.bytes, b"x"),
+        (uuid.uuid4().bytes, uuid.uuid4().bytes, b"y"),
+    )
+    first = await post(http, sender, body, key)
+    assert first.status_code == 200
+    assert len(SendMessageResponse.parse(first.content).failed_submissions) == 1
+    for retry_body in (body, _request((uuid.uuid4().bytes, recipient.id.bytes, b"z")), b"\x00\x01"):
+        retry = await post(http, sender, retry_body, key)
+        assert retry.status_code == 200
+        assert retry.content == first.content
+    assert await _pending(db, recipient) == 1
+
+
+async def test_key_spellings_name_the_same_key(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    key = uuid.uuid4()
+    body = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    await post(http, sender, body, str(key))
+    other = _request((uuid.uuid4().bytes, recipient.id.bytes, b"y"))
+    for spelling in (key.hex, str(key).upper(), f"urn:uuid:{key}"):
+        assert (await post(http, sender, other, spelling)).status_code == 200
+    assert await _pending(db, recipient) == 1
+
+
+@pytest.mark.settings(messaging_send_batch_limit=1)
+async def test_errors_are_not_replayed(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    key = str(uuid.uuid4())
+    too_many = _request(*[(uuid.uuid4().bytes, recipient.id.bytes, b"x")] * 2)
+    assert (await post(http, sender, too_many, key)).status_code == 413
+    assert (await post(http, sender, b"\x00\x01", key)).status_code == 400
+    fine = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    assert (await post(http, sender, fine, key)).status_code == 200
+    assert await _pending(db, recipient) == 1
+
+
+async def test_keys_are_scoped_per_sending_device(http: httpx.AsyncClient, db: Database) -> None:
+    first, second, recipient = [await new_device(http) for _ in range(3)]
+    key = str(uuid.uuid4())
+    await post(http, first, _request((uuid.uuid4().bytes, recipient.id.bytes, b"a")), key)
+    await post(http, second, _request((uuid.uuid4().bytes, recipient.id.bytes, b"b")), key)
+    assert await _pending(db, recipient) == 2
+
+
+@pytest.mark.settings(messaging_idempotency_ttl_secs=1)
+async def test_keys_expire(http: httpx.AsyncClient, db: Database) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    key = str(uuid.uuid4())
+    await post(http, sender, _request((uuid.uuid4().bytes, recipient.id.bytes, b"a")), key)
+    await trio.sleep(1.1)
+    await post(http, sender, _request((uuid.uuid4().bytes, recipient.id.bytes, b"b")), key)
+    assert await _pending(db, recipient) == 2
+
+
+async def test_deleted_sender_device_is_401(http: httpx.AsyncClient) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    await sender.client.delete_device(sender.id)
+    body = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    assert (await post(http, sender, body, str(uuid.uuid4()))).status_code == 401
+
+
+async def test_messages_to_a_deleted_device_fail(http: httpx.AsyncClient) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    await recipient.client.delete_device(recipient.id)
+    failed = await sender.client.send_messages([Outgoing(recipient.id, b"x")])
+    assert [f.error_code for f in failed] == [Code.INVALID_DEVICE]
