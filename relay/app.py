@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from relay.api.asgi import websocket_reject
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
 from relay.api.obscura import blueprint as obscura_blueprint
+from relay.api.obscura.gateway import GatewayEndpoint
 from relay.config import Settings
 from relay.errors import RelayError
 from relay.services.registry import Services
@@ -56,6 +59,31 @@ def create_quart_app(services: Services) -> QuartTrio:
     return app
 
 
+# Routes served by bare ASGI handlers in front of Quart: (method, path template).
+ASGI_ROUTES = frozenset({("GET", "/v1/gateway")})
+
+
+class ApiRouter:
+    """Sends ``/v1/gateway`` to its bare ASGI handler and everything else to Quart."""
+
+    def __init__(self, quart: QuartTrio, gateway: GatewayEndpoint) -> None:
+        self._quart = quart
+        self._gateway = gateway
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"] == "/v1/gateway":
+            await self._gateway(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await websocket_reject(send, 404)
+        else:
+            await self._quart(scope, receive, send)
+
+
 def create_api_app(settings: Settings, services: Services) -> EdgeMiddleware:
     """The complete API application served on the API port."""
-    return EdgeMiddleware(create_quart_app(services), EdgePolicy(settings))
+    router = ApiRouter(
+        create_quart_app(services), GatewayEndpoint(services.tickets, services.gateway)
+    )
+    return EdgeMiddleware(router, EdgePolicy(settings))

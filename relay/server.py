@@ -48,6 +48,21 @@ def _hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
     return config
 
 
+def _api_config(settings: Settings) -> HypercornConfig:
+    config = _hypercorn_config(settings, settings.server_port)
+    # Gateway liveness: hypercorn pings every WebSocket each interval and drops any
+    # connection that sends nothing (not even a pong) for interval + timeout.
+    interval = max(1, settings.ws_ping_interval_secs)
+    config.websocket_ping_interval = interval
+    config.read_timeout = interval + settings.ws_ping_timeout_secs
+    return config
+
+
+async def _close_gateway_on(shutdown: trio.Event, services: Services) -> None:
+    await shutdown.wait()
+    services.gateway.shut_down()
+
+
 async def _watch_signals(shutdown: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
@@ -69,15 +84,16 @@ async def run_server(
     async with trio.open_nursery() as root:
         if handle_signals:
             root.start_soon(_watch_signals, shutdown)
+        root.start_soon(_close_gateway_on, shutdown, services)
         async with trio.open_nursery() as workers:
-            for worker in background_workers(settings, services):
+            for worker in [*background_workers(settings, services), services.acks.run]:
                 workers.start_soon(worker, stopping)
             async with trio.open_nursery() as listeners:
                 api_binds = await listeners.start(
                     partial(
                         hypercorn_serve,
                         create_api_app(settings, services),
-                        _hypercorn_config(settings, settings.server_port),
+                        _api_config(settings),
                         shutdown_trigger=shutdown.wait,
                     )
                 )

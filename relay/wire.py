@@ -219,3 +219,70 @@ def decode_send_message_request(data: bytes) -> list[Submission]:
                 parts[inner_field - 1] = inner
         submissions.append(Submission(parts[0], parts[1], parts[2]))
     return submissions
+
+
+@dataclass(frozen=True, slots=True)
+class PreKeyStatusRecord:
+    """The fields of a ``PreKeyStatus``."""
+
+    one_time_pre_key_count: int
+    min_threshold: int
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _decode_envelope(data: bytes) -> EnvelopeRecord:
+    parts: dict[int, bytes] = {}
+    timestamp = 0
+    for field, wire_type, value in _fields(data):
+        if field == 3 and wire_type == _VARINT:
+            assert isinstance(value, int)
+            timestamp = value
+        elif field in (1, 2, 4, 5) and wire_type == _LENGTH_DELIMITED:
+            assert isinstance(value, bytes)
+            parts[field] = value
+    return EnvelopeRecord(
+        id=parts.get(1, b""),
+        sender_id=parts.get(2, b""),
+        timestamp=timestamp,
+        message=parts.get(4, b""),
+        sender_device_id=parts.get(5, b""),
+    )
+
+
+def decode_server_frame(data: bytes) -> list[EnvelopeRecord] | PreKeyStatusRecord | None:
+    """A frame the server sends: its envelopes, its pre-key status, or None for others."""
+    result: list[EnvelopeRecord] | PreKeyStatusRecord | None = None
+    for field, wire_type, value in _fields(data):
+        if field not in _FRAME_ONEOF:
+            continue
+        if wire_type != _LENGTH_DELIMITED or field == _FRAME_ACK:
+            result = None
+            continue
+        assert isinstance(value, bytes)
+        if field == 13:
+            envelopes = result if isinstance(result, list) else []
+            for inner_field, inner_type, inner in _fields(value):
+                if inner_field == 1 and inner_type == _LENGTH_DELIMITED:
+                    assert isinstance(inner, bytes)
+                    envelopes.append(_decode_envelope(inner))
+            result = envelopes
+        else:
+            count = threshold = 0
+            for inner_field, inner_type, inner in _fields(value):
+                if inner_type == _VARINT and isinstance(inner, int):
+                    if inner_field == 1:
+                        count = _int32(inner)
+                    elif inner_field == 2:
+                        threshold = _int32(inner)
+            result = PreKeyStatusRecord(count, threshold)
+    return result
+
+
+def encode_ack_frame(message_ids: Iterable[bytes]) -> bytes:
+    """A ``WebSocketFrame{ack}`` acknowledging ``message_ids``."""
+    ack = b"".join(_length_delimited(b"\x0a", message_id) for message_id in message_ids)
+    return _length_delimited(b"\x5a", ack)

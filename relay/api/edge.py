@@ -19,9 +19,16 @@ from enum import Enum
 from typing import Any
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPScope,
+    Scope,
+    WebsocketScope,
+)
 
-from relay.api.asgi import respond
+from relay.api.asgi import respond, websocket_reject
 from relay.config import Settings
 from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 
@@ -106,20 +113,35 @@ class EdgeMiddleware:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    def _admit(
+        self,
+        route: RouteClass,
+        client: tuple[str, int] | None,
+        headers: Iterable[tuple[bytes, bytes]],
+    ) -> int | None:
+        """None to proceed, else the whole seconds the client must wait."""
+        if route.tier is None:
+            return None
+        wait = self.policy.admit(route.tier, self._client_key(client, headers), trio.current_time())
+        return None if wait is None else retry_after_seconds(wait)
+
+    async def _http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         headers = scope["headers"]
-        request_id = (
-            next(_header_values(headers, b"x-request-id"), b"") or str(uuid.uuid4()).encode()
-        )
+        request_id = _request_id(headers)
         route = self.policy.classify(scope["path"])
-        if route.tier is not None:
-            client = self._client_key(scope["client"], headers)
-            wait = self.policy.admit(route.tier, client, trio.current_time())
-            if wait is not None:
-                await self._too_many_requests(send, retry_after_seconds(wait), request_id)
-                return
+        wait = self._admit(route, scope["client"], headers)
+        if wait is not None:
+            await respond(send, 429, *_too_many_requests(wait, request_id))
+            return
 
         started = False
 
@@ -140,6 +162,28 @@ class EdgeMiddleware:
         if deadline.cancelled_caught and not started:
             await respond(send, 408, b"", [(b"x-request-id", request_id)])
 
+    async def _websocket(
+        self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        # Rate limited like any request; no timeout once the connection is upgraded.
+        headers = scope["headers"]
+        request_id = _request_id(headers)
+        wait = self._admit(self.policy.classify(scope["path"]), scope["client"], headers)
+        if wait is not None:
+            await websocket_reject(send, 429, *_too_many_requests(wait, request_id))
+            return
+
+        async def send_with_request_id(message: ASGISendEvent) -> None:
+            if message["type"] == "websocket.http.response.start":
+                message = {
+                    "type": "websocket.http.response.start",
+                    "status": message["status"],
+                    "headers": [*message["headers"], (b"x-request-id", request_id)],
+                }
+            await send(message)
+
+        await self.app(scope, receive, send_with_request_id)
+
     def _client_key(
         self, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
     ) -> str:
@@ -147,14 +191,17 @@ class EdgeMiddleware:
         forwarded = (v.decode("latin-1") for v in _header_values(headers, b"x-forwarded-for"))
         return self.policy.resolver.resolve(peer, forwarded)
 
-    async def _too_many_requests(
-        self, send: ASGISendCallable, seconds: int, request_id: bytes
-    ) -> None:
-        text = str(seconds).encode()
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"x-ratelimit-after", text),
-            (b"retry-after", text),
-            (b"x-request-id", request_id),
-        ]
-        await respond(send, 429, b"Too Many Requests! Wait for " + text + b"s", headers)
+
+def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return next(_header_values(headers, b"x-request-id"), b"") or str(uuid.uuid4()).encode()
+
+
+def _too_many_requests(seconds: int, request_id: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    text = str(seconds).encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"x-ratelimit-after", text),
+        (b"retry-after", text),
+        (b"x-request-id", request_id),
+    ]
+    return b"Too Many Requests! Wait for " + text + b"s", headers

@@ -197,6 +197,6 @@ class ObscuraClient:
         return list(SendMessageResponse.parse(response.content).failed_submissions)
 
     async def gateway_ticket(self) -> str:
-        """A single-use ticket for :meth:`relay.client.Gateway.connect`."""
+        """A single-use ticket for the gateway (see :func:`relay.client.connect_gateway`)."""
         body = await self._call("POST", "/v1/gateway/ticket")
         return str(body["ticket"])

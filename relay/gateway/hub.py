@@ -32,6 +32,11 @@ class Signal:
         """True if a wake-up is pending."""
         return self._event.is_set()
 
+    def clear(self) -> None:
+        """Drop any pending wake-up."""
+        if self._event.is_set():
+            self._event = trio.Event()
+
     async def wait(self) -> None:
         """Wait for a wake-up and consume it (and every other one pending)."""
         await self._event.wait()

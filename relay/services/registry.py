@@ -10,7 +10,9 @@ import trio
 from relay.config import Settings
 from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
+from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import LocalHub
+from relay.gateway.session import Gateway, GatewayConfig
 from relay.services.devices import DeviceService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
@@ -36,6 +38,8 @@ class Services:
     tickets: TicketService
     health: HealthService
     hub: LocalHub
+    acks: AckBatcher
+    gateway: Gateway
 
 
 def build_services(
@@ -43,6 +47,12 @@ def build_services(
 ) -> Services:
     """Wire the services for ``settings``."""
     hub = LocalHub()
+    acks = AckBatcher(
+        db,
+        batch_size=settings.ws_ack_batch_size,
+        flush_interval=settings.ws_ack_flush_interval_ms / 1000,
+        capacity=settings.ws_ack_buffer_size,
+    )
     issuer = SessionIssuer(
         JwtCodec(jwt_secret),
         token_ttl_secs=settings.auth_token_ttl_secs,
@@ -86,4 +96,17 @@ def build_services(
             storage_timeout=settings.health_storage_timeout_ms / 1000,
         ),
         hub=hub,
+        acks=acks,
+        gateway=Gateway(
+            db,
+            hub,
+            acks,
+            GatewayConfig(
+                fetch_batch_size=settings.ws_message_fetch_batch_size,
+                max_batch_bytes=settings.ws_max_batch_bytes,
+                outbound_buffer_size=settings.ws_outbound_buffer_size,
+                pre_key_threshold=settings.pre_key_refill_threshold,
+                pre_key_debounce=settings.ws_prekey_debounce_interval_ms / 1000,
+            ),
+        ),
     )

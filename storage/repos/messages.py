@@ -102,7 +102,10 @@ def fetch_page(
         .limit(limit)
     )
     if after is not None:
-        statement = statement.where(tuple_(messages.c.created_at, messages.c.id) > tuple_(*after))
+        # Typed binds: an untyped UUID would be bound as text, which SQLite sorts
+        # before every BLOB, silently breaking the comparison.
+        cursor = tuple_(*after, types=[messages.c.created_at.type, messages.c.id.type])
+        statement = statement.where(tuple_(messages.c.created_at, messages.c.id) > cursor)
     return [
         PendingMessage(row[0], row[1], row[2], bytes(row[3]), row[4])
         for row in conn.execute(statement)

@@ -8,7 +8,7 @@ import httpx
 import yaml
 
 from relay import __version__
-from relay.app import create_quart_app
+from relay.app import ASGI_ROUTES, create_quart_app
 from relay.services.registry import Services
 
 METHODS = {"get", "put", "post", "delete", "patch", "head"}
@@ -39,7 +39,7 @@ async def test_documented_operations_match_the_routes(
         if method in METHODS
     }
     app = create_quart_app(services)
-    routed = set()
+    routed = set(ASGI_ROUTES)
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -77,3 +77,12 @@ async def test_every_operation_documents_401_when_it_needs_a_token(
                 continue
             if operation.get("security", document["security"]):
                 assert "401" in operation["responses"], (method, path)
+
+
+async def test_security_schemes_are_declared(http: httpx.AsyncClient) -> None:
+    document = await _document(http)
+    schemes = document["components"]["securitySchemes"]
+    for item in document["paths"].values():
+        for operation in item.values():
+            for requirement in operation.get("security", []):
+                assert set(requirement) <= set(schemes)

@@ -1,0 +1,117 @@
+"""Batched deletion of acknowledged messages, shared by every session of the process.
+
+Sessions hand over (device, message id) pairs; one task deletes them in batches with a
+single ``DELETE ... WHERE (device_id, id) IN (...)``, so acknowledgements from many
+concurrent sessions share one statement and one thread hop. A batch is flushed when it
+reaches ``batch_size`` pairs or ``flush_interval`` after its first pair, whichever comes
+first; :meth:`AckBatcher.flush` forces it (end of a session, shutdown).
+
+Better than the reference, acknowledgements are never dropped: when ``capacity`` pairs
+are waiting, :meth:`AckBatcher.acknowledge` waits, which stops that connection's reader
+and, through TCP, its client. Until its batch is flushed an acknowledged message is still
+pending, and a new connection of the device may receive it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+
+import trio
+
+from storage.db import Database
+from storage.errors import StorageError
+from storage.repos import messages
+
+log = logging.getLogger("relay.gateway.acks")
+
+Pair = tuple[uuid.UUID, uuid.UUID]
+
+
+class AckBatcher:
+    """Collects acknowledgements and deletes them in shared batches."""
+
+    def __init__(
+        self, db: Database, *, batch_size: int, flush_interval: float, capacity: int
+    ) -> None:
+        self._db = db
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._capacity = max(capacity, batch_size)
+        self._pending: list[Pair] = []
+        self._batch_started_at: float | None = None
+        self._urgent = False
+        self._enqueued = 0
+        self._settled = 0
+        self._work = trio.Event()
+        self._progress = trio.Event()
+        self.statements = 0
+
+    async def acknowledge(self, device_id: uuid.UUID, message_ids: Sequence[uuid.UUID]) -> None:
+        """Queue ``message_ids`` of ``device_id`` for deletion; waits while the buffer is full."""
+        if not message_ids:
+            return
+        while self._pending and len(self._pending) + len(message_ids) > self._capacity:
+            await self._progress.wait()
+        if not self._pending:
+            self._batch_started_at = trio.current_time()
+        self._pending.extend((device_id, message_id) for message_id in message_ids)
+        self._enqueued += len(message_ids)
+        if len(self._pending) >= self._batch_size:
+            self._urgent = True
+        self._work.set()
+
+    async def flush(self) -> None:
+        """Return once every acknowledgement queued before this call has been deleted."""
+        target = self._enqueued
+        while self._settled < target:
+            self._urgent = True
+            self._work.set()
+            await self._progress.wait()
+
+    async def run(self, stopping: trio.Event) -> None:
+        """The flushing task: runs until ``stopping`` is set and nothing is pending."""
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await stopping.wait()
+                self._urgent = True
+                self._work.set()
+
+            nursery.start_soon(watch)
+            while await self._next_batch_due(stopping):
+                await self._delete_batch()
+            nursery.cancel_scope.cancel()
+
+    async def _next_batch_due(self, stopping: trio.Event) -> bool:
+        """Wait until a batch is due (True), or until stopping with nothing left (False)."""
+        while True:
+            if not self._pending and stopping.is_set():
+                return False
+            if self._pending and self._urgent:
+                return True
+            if self._pending and self._batch_started_at is not None:
+                deadline = self._batch_started_at + self._flush_interval
+                if trio.current_time() >= deadline:
+                    return True
+                with trio.move_on_at(deadline):
+                    await self._work.wait()
+            else:
+                await self._work.wait()
+            self._work = trio.Event()
+
+    async def _delete_batch(self) -> None:
+        batch = self._pending[: max(self._batch_size, self._capacity)]
+        del self._pending[: len(batch)]
+        self._urgent = len(self._pending) >= self._batch_size
+        self._batch_started_at = trio.current_time() if self._pending else None
+        try:
+            await self._db.write(lambda conn: messages.delete_acknowledged(conn, batch))
+            self.statements += 1
+        except StorageError as error:
+            # The messages stay queued and are delivered again: at-least-once holds.
+            log.warning("could not delete %d acknowledged messages: %s", len(batch), error)
+        self._settled += len(batch)
+        self._progress.set()
+        self._progress = trio.Event()

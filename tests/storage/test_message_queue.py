@@ -1,0 +1,160 @@
+"""The message queue repository on both backends: paging, de-duplication, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from storage.db import Database
+from storage.ids import now_us, uuid7
+from storage.repos import devices, messages, users
+from storage.repos.devices import DeviceRecord
+from storage.repos.messages import NewMessage
+from storage.repos.users import UserRecord
+
+
+@pytest.fixture
+async def two_devices(db: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """(user, device a, device b) rows to attach messages to."""
+    user = UserRecord(uuid7(), f"queue_{uuid.uuid4().hex[:8]}", "h", now_us())
+    a = DeviceRecord(uuid7(), user.id, None, now_us())
+    b = DeviceRecord(uuid7(), user.id, None, now_us())
+
+    def setup(conn: Connection) -> None:
+        users.insert(conn, user)
+        devices.insert(conn, a)
+        devices.insert(conn, b)
+
+    await db.write(setup)
+    return user.id, a.id, b.id
+
+
+def _queue(
+    conn: Connection,
+    ids: tuple[uuid.UUID, uuid.UUID, uuid.UUID],
+    target: uuid.UUID,
+    count: int,
+    *,
+    created_at: int,
+    ttl: int = 10**9,
+) -> set[uuid.UUID]:
+    user, sender, _ = ids
+    batch = [NewMessage(uuid7(), target, uuid.uuid4(), f"m{i}".encode()) for i in range(count)]
+    return messages.insert_batch(
+        conn,
+        batch,
+        sender_id=user,
+        sender_device_id=sender,
+        created_at=created_at,
+        expires_at=created_at + ttl,
+    )
+
+
+async def test_pages_follow_the_cursor_within_one_timestamp(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, _, target = two_devices
+    now = now_us()
+    await db.write(lambda conn: _queue(conn, two_devices, target, 25, created_at=now))
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        fetch = partial(messages.fetch_page, device_id=target, after=cursor, now=now, limit=10)
+        page = await db.read(fetch)
+        if not page:
+            break
+        seen += [m.id for m in page]
+        cursor = page[-1].cursor
+    assert len(seen) == 25
+    assert len(set(seen)) == 25
+    assert seen == sorted(seen)
+
+
+async def test_older_messages_come_first(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, _, target = two_devices
+    now = now_us()
+    await db.write(lambda conn: _queue(conn, two_devices, target, 1, created_at=now + 10))
+    await db.write(lambda conn: _queue(conn, two_devices, target, 1, created_at=now))
+    page = await db.read(
+        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10)
+    )
+    assert [m.created_at for m in page] == [now, now + 10]
+
+
+async def test_expired_messages_are_not_delivered_and_are_cleaned_up(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, _, target = two_devices
+    now = now_us()
+    await db.write(lambda conn: _queue(conn, two_devices, target, 3, created_at=now - 100, ttl=50))
+    await db.write(lambda conn: _queue(conn, two_devices, target, 2, created_at=now))
+    page = await db.read(
+        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10)
+    )
+    assert len(page) == 2
+    assert await db.write(lambda conn: messages.delete_expired(conn, now=now, limit=2)) == 2
+    assert await db.write(lambda conn: messages.delete_expired(conn, now=now, limit=10)) == 1
+    assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 2
+
+
+async def test_acknowledgements_only_delete_the_devices_own_messages(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, a, b = two_devices
+    now = now_us()
+    await db.write(lambda conn: _queue(conn, two_devices, a, 2, created_at=now))
+    await db.write(lambda conn: _queue(conn, two_devices, b, 2, created_at=now))
+    pages = {
+        device: await db.read(
+            lambda conn, device=device: messages.fetch_page(
+                conn, device, after=None, now=now, limit=10
+            )
+        )
+        for device in (a, b)
+    }
+    pairs = [(a, m.id) for m in pages[a]] + [(a, m.id) for m in pages[b]]
+    assert await db.write(lambda conn: messages.delete_acknowledged(conn, pairs)) == 2
+    assert await db.read(lambda conn: messages.count_for_device(conn, a)) == 0
+    assert await db.read(lambda conn: messages.count_for_device(conn, b)) == 2
+
+
+async def test_insert_reports_devices_and_skips_duplicates(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    user, sender, target = two_devices
+    submission = uuid.uuid4()
+
+    def insert(conn: Connection, message_id: uuid.UUID) -> set[uuid.UUID]:
+        return messages.insert_batch(
+            conn,
+            [NewMessage(message_id, target, submission, b"x")],
+            sender_id=user,
+            sender_device_id=sender,
+            created_at=now_us(),
+            expires_at=now_us() + 10**9,
+        )
+
+    assert await db.write(lambda conn: insert(conn, uuid7())) == {target}
+    assert await db.write(lambda conn: insert(conn, uuid7())) == set()
+    assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 1
+
+
+async def test_inbox_trimming_keeps_the_newest(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, a, b = two_devices
+    now = now_us()
+    for offset in range(5):
+        await db.write(
+            lambda conn, offset=offset: _queue(conn, two_devices, a, 1, created_at=now + offset)
+        )
+    await db.write(lambda conn: _queue(conn, two_devices, b, 2, created_at=now))
+    assert await db.read(lambda conn: messages.devices_over(conn, 3)) == [a]
+    assert await db.write(lambda conn: messages.trim_device(conn, a, 3)) == 2
+    page = await db.read(lambda conn: messages.fetch_page(conn, a, after=None, now=now, limit=10))
+    assert [m.created_at for m in page] == [now + 2, now + 3, now + 4]
