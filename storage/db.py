@@ -15,8 +15,12 @@ SQLite: WAL, ``synchronous=NORMAL``, foreign keys on, and the ``BEGIN IMMEDIATE`
 recipe for writers. Python 3.11's sqlite3 module does not start a transaction before a
 ``SELECT``, so read-then-write work silently loses updates under concurrency unless the
 write lock is taken up front; read-only work uses a plain deferred ``BEGIN`` so readers
-never queue behind writers. PostgreSQL uses psycopg 3 and ``READ COMMITTED``;
-repositories take row locks (``FOR UPDATE [SKIP LOCKED]``) where they read-then-write.
+never queue behind writers. SQLite admits one writer at a time anyway, so the process
+queues its writers on a fair :class:`trio.Lock` instead of letting threads fight over the
+file lock: SQLite's busy handler polls with growing sleeps, and under load one unlucky
+writer could starve past the busy timeout ("database is locked"). PostgreSQL uses
+psycopg 3 and ``READ COMMITTED``; repositories take row locks (``FOR UPDATE [SKIP
+LOCKED]``) where they read-then-write.
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ class Database:
         self.dialect_name = engine.dialect.name
         self._limiter = trio.CapacityLimiter(max_concurrency)
         self._health_limiter = trio.CapacityLimiter(1)
+        self._writer_lock = trio.Lock() if self.dialect_name == "sqlite" else None
 
     @property
     def is_postgresql(self) -> bool:
@@ -166,7 +171,10 @@ class Database:
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction, in one worker-thread hop."""
-        return await trio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+        if self._writer_lock is None:
+            return await trio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+        async with self._writer_lock:
+            return await trio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction, in one worker-thread hop."""

@@ -1,7 +1,8 @@
 """Identifiers and timestamps as the database stores them.
 
 Row ids are UUIDv7 (RFC 9562): time-ordered, so new rows land at the right-hand edge of
-the primary-key index instead of at random pages. Timestamps are integer Unix
+the primary-key index instead of at random pages, and monotonic within the process, so
+rows created together (the messages of one request) keep their order. Timestamps are integer Unix
 microseconds on every backend, which keeps ordering and arithmetic identical on SQLite
 and PostgreSQL and avoids time-zone conversions on the hot paths.
 """
@@ -9,6 +10,7 @@ and PostgreSQL and avoids time-zone conversions on the hot paths.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,12 +24,38 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
+_COUNTER_MAX = 0xFFF
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def _next_counter(ms: int) -> tuple[int, int]:
+    """RFC 9562 method 1: a 12-bit counter in ``rand_a``, seeded randomly each millisecond."""
+    global _last_ms, _counter  # process-wide monotonic state
+    with _lock:
+        if ms > _last_ms:
+            _last_ms = ms
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x7FF  # room to count up
+        else:
+            _counter += 1
+            if _counter > _COUNTER_MAX:  # over ~2000 ids in one millisecond: borrow the next
+                _last_ms += 1
+                _counter = 0
+        return _last_ms, _counter
+
+
 def uuid7(timestamp_ms: int | None = None) -> uuid.UUID:
-    """A new random UUIDv7 whose leading 48 bits are ``timestamp_ms`` (default: now)."""
-    ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    """A new UUIDv7 with ``timestamp_ms`` (default: now) in the leading 48 bits.
+
+    Without an explicit timestamp, ids are strictly increasing within the process.
+    """
+    if timestamp_ms is None:
+        ms, counter = _next_counter(time.time_ns() // 1_000_000)
+    else:
+        ms, counter = timestamp_ms, int.from_bytes(os.urandom(2), "big") & _COUNTER_MAX
+    random_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0x2 << 62 | random_b
     return uuid.UUID(int=value)
 
 

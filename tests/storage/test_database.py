@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 import trio
@@ -22,8 +24,7 @@ def _user(name: str = "counter") -> UserRecord:
     return UserRecord(uuid7(), name, "hash", now_us())
 
 
-async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
-    """SQLite needs BEGIN IMMEDIATE for this; PostgreSQL needs the row lock."""
+async def _counter_device(db: Database) -> DeviceRecord:
     user = _user()
     device = DeviceRecord(uuid7(), user.id, "0", now_us())
 
@@ -32,7 +33,10 @@ async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
         devices.insert(conn, device)
 
     await db.write(setup)
+    return device
 
+
+def _incrementer(device: DeviceRecord) -> Callable[[Connection], None]:
     def increment(conn: Connection) -> None:
         devices.lock(conn, device.id)
         current = conn.execute(
@@ -44,6 +48,20 @@ async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
             .values(name=str(int(current) + 1))
         )
 
+    return increment
+
+
+async def _counter(db: Database, device: DeviceRecord) -> str | None:
+    stored = await db.read(lambda conn: devices.get_owned(conn, device.id, device.user_id))
+    assert stored is not None
+    return stored.name
+
+
+async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
+    """Concurrent units of work from trio: queued writers (SQLite), row locks (PostgreSQL)."""
+    device = await _counter_device(db)
+    increment = _incrementer(device)
+
     async def worker() -> None:
         for _ in range(25):
             await db.write(increment)
@@ -51,9 +69,22 @@ async def test_concurrent_read_then_write_loses_no_update(db: Database) -> None:
     async with trio.open_nursery() as nursery:
         for _ in range(8):
             nursery.start_soon(worker)
-    stored = await db.read(lambda conn: devices.get_owned(conn, device.id, user.id))
-    assert stored is not None
-    assert stored.name == "200"
+    assert await _counter(db, device) == "200"
+
+
+async def test_threads_sharing_the_engine_lose_no_update(db: Database) -> None:
+    """Below the trio queue: SQLite needs BEGIN IMMEDIATE for this, PostgreSQL the row lock."""
+    device = await _counter_device(db)
+    increment = _incrementer(device)
+
+    def worker() -> None:
+        for _ in range(20):
+            db.write_sync(increment)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(partial(trio.to_thread.run_sync, worker))
+    assert await _counter(db, device) == "80"
 
 
 async def test_work_is_rolled_back_on_error(db: Database) -> None:
