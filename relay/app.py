@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Response
@@ -13,7 +14,7 @@ from relay.api.asgi import websocket_reject
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
 from relay.api.obscura import blueprint as obscura_blueprint
-from relay.api.obscura.gateway import GatewayEndpoint
+from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
 from relay.config import Settings
 from relay.errors import RelayError
 from relay.services.registry import Services
@@ -59,21 +60,21 @@ def create_quart_app(services: Services) -> QuartTrio:
     return app
 
 
-# Routes served by bare ASGI handlers in front of Quart: (method, path template).
-ASGI_ROUTES = frozenset({("GET", "/v1/gateway")})
+# Routes served by handlers of their own rather than Quart: (method, path template).
+ASGI_ROUTES = frozenset({("GET", GATEWAY_PATH)})
 
 
 class ApiRouter:
-    """Sends ``/v1/gateway`` to its bare ASGI handler and everything else to Quart."""
+    """Sends ``/v1/gateway`` to its own handler and everything else to Quart."""
 
-    def __init__(self, quart: QuartTrio, gateway: GatewayEndpoint) -> None:
+    def __init__(self, quart: QuartTrio, gateway: GatewayHttpEndpoint) -> None:
         self._quart = quart
         self._gateway = gateway
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"] == "/v1/gateway":
+        if scope["type"] in ("http", "websocket") and scope["path"] == GATEWAY_PATH:
             await self._gateway(scope, receive, send)
         elif scope["type"] == "websocket":
             await websocket_reject(send, 404)
@@ -81,9 +82,20 @@ class ApiRouter:
             await self._quart(scope, receive, send)
 
 
-def create_api_app(settings: Settings, services: Services) -> EdgeMiddleware:
+@dataclass(frozen=True)
+class ApiApplication:
+    """What the API port serves: the ASGI app, and the gateway taking its connections
+    from the accept loop. Both share one rate limiter."""
+
+    asgi: EdgeMiddleware
+    gateway: GatewayInterceptor
+
+
+def create_api_app(settings: Settings, services: Services) -> ApiApplication:
     """The complete API application served on the API port."""
-    router = ApiRouter(
-        create_quart_app(services), GatewayEndpoint(services.tickets, services.gateway)
+    edge = EdgePolicy(settings)
+    router = ApiRouter(create_quart_app(services), GatewayHttpEndpoint())
+    return ApiApplication(
+        asgi=EdgeMiddleware(router, edge),
+        gateway=GatewayInterceptor(services.tickets, services.gateway, edge),
     )
-    return EdgeMiddleware(router, EdgePolicy(settings))

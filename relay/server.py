@@ -1,9 +1,10 @@
 """The process: one root nursery holding both HTTP listeners and every background task.
 
-``hypercorn.trio.serve`` is driven directly (not hypercorn's CLI) so that shutdown is
-ours: on SIGINT/SIGTERM the listeners stop accepting and finish in-flight requests
-within ``SERVER_SHUTDOWN_TIMEOUT_SECS``, background workers are told to stop and get
-the same grace period to finish, and only then is anything cancelled.
+Hypercorn's trio stack is driven from our own listeners (:mod:`relay.http_server`, not
+hypercorn's CLI) so that shutdown is ours: on SIGINT/SIGTERM gateway sessions close with
+1001, the listeners stop accepting and finish in-flight requests within
+``SERVER_SHUTDOWN_TIMEOUT_SECS`` (then abort what is left), background workers are told
+to stop and get the same grace period to finish, and only then is anything cancelled.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from relay.api.ops import ManagementApp
 from relay.app import create_api_app
 from relay.config import Settings
+from relay.http_server import OpenConnections, serve_http
 from relay.services.registry import Services
 from relay.workers import background_workers
 
@@ -45,16 +46,6 @@ def _hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
     config.accesslog = "-" if settings.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
-    return config
-
-
-def _api_config(settings: Settings) -> HypercornConfig:
-    config = _hypercorn_config(settings, settings.server_port)
-    # Gateway liveness: hypercorn pings every WebSocket each interval and drops any
-    # connection that sends nothing (not even a pong) for interval + timeout.
-    interval = max(1, settings.ws_ping_interval_secs)
-    config.websocket_ping_interval = interval
-    config.read_timeout = interval + settings.ws_ping_timeout_secs
     return config
 
 
@@ -89,19 +80,23 @@ async def run_server(
             for worker in [*background_workers(settings, services), services.acks.run]:
                 workers.start_soon(worker, stopping)
             async with trio.open_nursery() as listeners:
+                api = create_api_app(settings, services)
                 api_binds = await listeners.start(
                     partial(
-                        hypercorn_serve,
-                        create_api_app(settings, services),
-                        _api_config(settings),
+                        serve_http,
+                        api.asgi,
+                        _hypercorn_config(settings, settings.server_port),
+                        OpenConnections(),
                         shutdown_trigger=shutdown.wait,
+                        interceptor=api.gateway,
                     )
                 )
                 management_binds = await listeners.start(
                     partial(
-                        hypercorn_serve,
+                        serve_http,
                         ManagementApp(services.health),
                         _hypercorn_config(settings, settings.server_mgmt_port),
+                        OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                     )
                 )

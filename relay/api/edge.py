@@ -33,6 +33,7 @@ from relay.config import Settings
 from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
+Headers = list[tuple[bytes, bytes]]
 
 
 class Tier(Enum):
@@ -98,6 +99,21 @@ class EdgePolicy:
         """None if ``client`` may proceed, else the seconds it must wait."""
         return self._limiters[tier].check(client, now)
 
+    def client_key(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The rate-limit key of a request: its client IP, trusted proxies considered."""
+        forwarded = (v.decode("latin-1") for v in _header_values(headers, b"x-forwarded-for"))
+        return self.resolver.resolve(peer, forwarded)
+
+    def admit_request(
+        self, path: str, peer: str | None, headers: Iterable[tuple[bytes, bytes]], now: float
+    ) -> int | None:
+        """None if the request may proceed, else the whole seconds the client must wait."""
+        tier = self.classify(path).tier
+        if tier is None:
+            return None
+        wait = self.admit(tier, self.client_key(peer, headers), now)
+        return None if wait is None else retry_after_seconds(wait)
+
 
 def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Iterator[bytes]:
     return (value for key, value in headers if key.lower() == name)
@@ -121,26 +137,20 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
 
     def _admit(
-        self,
-        route: RouteClass,
-        client: tuple[str, int] | None,
-        headers: Iterable[tuple[bytes, bytes]],
+        self, path: str, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
     ) -> int | None:
-        """None to proceed, else the whole seconds the client must wait."""
-        if route.tier is None:
-            return None
-        wait = self.policy.admit(route.tier, self._client_key(client, headers), trio.current_time())
-        return None if wait is None else retry_after_seconds(wait)
+        peer = client[0] if client else None
+        return self.policy.admit_request(path, peer, headers, trio.current_time())
 
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         headers = scope["headers"]
-        request_id = _request_id(headers)
+        request_id = request_id_of(headers)
         route = self.policy.classify(scope["path"])
-        wait = self._admit(route, scope["client"], headers)
+        wait = self._admit(scope["path"], scope["client"], headers)
         if wait is not None:
-            await respond(send, 429, *_too_many_requests(wait, request_id))
+            await respond(send, 429, *too_many_requests(wait, request_id))
             return
 
         started = False
@@ -167,10 +177,10 @@ class EdgeMiddleware:
     ) -> None:
         # Rate limited like any request; no timeout once the connection is upgraded.
         headers = scope["headers"]
-        request_id = _request_id(headers)
-        wait = self._admit(self.policy.classify(scope["path"]), scope["client"], headers)
+        request_id = request_id_of(headers)
+        wait = self._admit(scope["path"], scope["client"], headers)
         if wait is not None:
-            await websocket_reject(send, 429, *_too_many_requests(wait, request_id))
+            await websocket_reject(send, 429, *too_many_requests(wait, request_id))
             return
 
         async def send_with_request_id(message: ASGISendEvent) -> None:
@@ -184,19 +194,14 @@ class EdgeMiddleware:
 
         await self.app(scope, receive, send_with_request_id)
 
-    def _client_key(
-        self, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
-    ) -> str:
-        peer = client[0] if client else None
-        forwarded = (v.decode("latin-1") for v in _header_values(headers, b"x-forwarded-for"))
-        return self.policy.resolver.resolve(peer, forwarded)
 
-
-def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The client's ``x-request-id``, or a new UUIDv4."""
     return next(_header_values(headers, b"x-request-id"), b"") or str(uuid.uuid4()).encode()
 
 
-def _too_many_requests(seconds: int, request_id: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+def too_many_requests(seconds: int, request_id: bytes) -> tuple[bytes, Headers]:
+    """Body and headers of the plain-text 429 (``retry-after`` in whole seconds)."""
     text = str(seconds).encode()
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),

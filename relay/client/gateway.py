@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
 
 from relay import wire
 from relay.client.rest import ObscuraClient
@@ -34,6 +36,12 @@ class PreKeyStatus:
 
 
 Event = list[Envelope] | PreKeyStatus
+
+
+# Frames hold up to WS_MAX_BATCH_BYTES (8 MiB by default) of envelopes, and one
+# envelope larger than that is sent alone.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+_RECEIVE_BUFFER = 64 * 1024
 
 
 def gateway_url(base_url: str, ticket: str) -> str:
@@ -87,9 +95,45 @@ class GatewayConnection:
 
 
 @asynccontextmanager
-async def connect_gateway(client: ObscuraClient) -> AsyncIterator[GatewayConnection]:
-    """Open the gateway for the client's current device (fetching a fresh ticket)."""
+async def connect_gateway(
+    client: ObscuraClient,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+) -> AsyncIterator[GatewayConnection]:
+    """Open the gateway for the client's current device (fetching a fresh ticket).
+
+    The gateway lives on the API's host and port; ``https`` base URLs use TLS with
+    ``ssl_context`` (default: the system's trust store).
+    """
     ticket = await client.gateway_ticket()
-    url = gateway_url(str(client.http.base_url), ticket)
-    async with open_websocket_url(url) as websocket:
-        yield GatewayConnection(websocket)
+    url = urlsplit(gateway_url(str(client.http.base_url), ticket))
+    if url.hostname is None:
+        raise ValueError(f"no host in {client.http.base_url}")
+    secure = url.scheme == "wss"
+    port = url.port or (443 if secure else 80)
+    tcp = await trio.open_tcp_stream(url.hostname, port)
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
+    if secure:
+        context = ssl_context or ssl.create_default_context()
+        stream = trio.SSLStream(tcp, context, server_hostname=url.hostname)
+    # We own the stream: trio-websocket leaves a client's socket open when the
+    # server ends the connection.
+    try:
+        async with trio.open_nursery() as nursery:
+            websocket = await wrap_client_stream(
+                nursery,
+                stream,
+                url.netloc,
+                f"{url.path}?{url.query}",
+                max_message_size=max_frame_bytes,
+                receive_buffer_size=_RECEIVE_BUFFER,
+            )
+            try:
+                yield GatewayConnection(websocket)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await websocket.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await tcp.aclose()

@@ -9,11 +9,15 @@ Each connection runs in its own nursery:
   after a per-connection cursor and turns each page into ``EnvelopeBatch`` frames;
 * the **pre-key reporter** answers "pre-keys low" events, debounced, with the current
   count;
-* the **writer** is the only task that writes to the socket, fed by a bounded channel, so
-  a slow client slows only its own pump.
+* the **writer** is the only task that writes data frames, fed by a bounded channel, so
+  a slow client slows only its own pump;
+* the **heartbeat** pings every interval and drops a peer that has sent nothing at all
+  for longer than the interval plus the ping timeout.
 
-Liveness (pings, closing a silent connection) is done by the HTTP server underneath:
-pongs never reach an ASGI application, so only the transport can see them.
+The first of these to finish ends the session (peer gone, takeover, shutdown, storage
+failure); the rest are cancelled, pending acknowledgements are flushed, the close frame
+is sent, and a connection that cannot be closed within a grace period (its peer stopped
+reading) is aborted.
 """
 
 from __future__ import annotations
@@ -30,19 +34,26 @@ from relay import wire
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import Hub, Subscription
 from storage.db import Database
+from storage.errors import StorageError
 from storage.ids import now_us
 from storage.repos import keys, messages
 from storage.repos.messages import PendingMessage
 
 log = logging.getLogger("relay.gateway")
 
-GOING_AWAY = 1001
 NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+_TAKEN_OVER = "Device taken over"
+_SHUTTING_DOWN = "Server shutting down"
+_INTERNAL_ERROR = (INTERNAL_ERROR, "Internal server error")
 _CLOSE_GRACE_SECS = 2.0
 
 
 class Connection(Protocol):
     """The socket side of a session (an accepted WebSocket)."""
+
+    last_received: float  # trio clock: any inbound traffic counts as liveness
 
     async def receive(self) -> bytes | str | None:
         """The next message, or None once the peer has gone."""
@@ -52,6 +63,12 @@ class Connection(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame."""
+
+    async def ping(self) -> None:
+        """Send a ping (the peer's pong updates ``last_received``)."""
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (a peer that stopped reading blocks sends)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +80,8 @@ class GatewayConfig:
     outbound_buffer_size: int
     pre_key_threshold: int
     pre_key_debounce: float
+    ping_interval: float
+    ping_timeout: float
 
 
 def envelope_bytes(message: PendingMessage) -> bytes:
@@ -76,6 +95,36 @@ def envelope_bytes(message: PendingMessage) -> bytes:
             sender_device_id=message.sender_device_id.bytes,
         )
     )
+
+
+@dataclass
+class GatewayStats:
+    """Counters of the gateway since start-up (for operators and tests)."""
+
+    sessions_open: int = 0
+    sessions_total: int = 0
+    pages_read: int = 0
+    frames_sent: int = 0
+    envelopes_sent: int = 0
+
+
+class _Ending:
+    """How a session ends: the first reason given wins (None: close without a frame)."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self.close: tuple[int, str] | None = None
+
+    def finish(self, close: tuple[int, str] | None) -> None:
+        if not self._event.is_set():
+            self.close = close
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
 
 
 class Gateway:
@@ -93,6 +142,7 @@ class Gateway:
         self._acks = acks
         self._config = config
         self._shutting_down = trio.Event()
+        self.stats = GatewayStats()
 
     def shut_down(self) -> None:
         """Close every session with 1001 and refuse to keep new ones open."""
@@ -100,22 +150,48 @@ class Gateway:
 
     async def serve(self, device_id: uuid.UUID, connection: Connection) -> None:
         """Run one session until the peer leaves, the device is taken over, or shutdown."""
-        with self._hub.subscribe(device_id) as subscription:
-            try:
-                close = await self._run(subscription, connection)
-            finally:
-                with trio.move_on_after(_CLOSE_GRACE_SECS) as scope:
-                    scope.shield = True
-                    await self._acks.flush()
-        if close is not None:
-            with trio.move_on_after(_CLOSE_GRACE_SECS):
-                await connection.close(*close)
+        self.stats.sessions_open += 1
+        self.stats.sessions_total += 1
+        ending = _Ending()
+        try:
+            with self._hub.subscribe(device_id) as subscription:
+                async with trio.open_nursery() as guard:
+                    guard.start_soon(self._abort_if_stuck, ending, connection)
+                    try:
+                        await self._run(subscription, connection, ending)
+                        if ending.close is not None:
+                            await connection.close(*ending.close)
+                    finally:
+                        with trio.move_on_after(_CLOSE_GRACE_SECS) as scope:
+                            scope.shield = True
+                            await self._acks.flush()
+                    guard.cancel_scope.cancel()
+        finally:
+            self.stats.sessions_open -= 1
+
+    @staticmethod
+    async def _abort_if_stuck(ending: _Ending, connection: Connection) -> None:
+        """Once the session is ending, give it a grace period, then cut the connection.
+
+        Writes to a peer that stopped reading block and cannot be cancelled (the
+        transport shields them), so only closing the socket ends such a session.
+        """
+        await ending.wait()
+        await trio.sleep(_CLOSE_GRACE_SECS)
+        log.info("gateway session did not end within %.0f s: aborting", _CLOSE_GRACE_SECS)
+        connection.abort()
 
     async def _run(
-        self, subscription: Subscription, connection: Connection
-    ) -> tuple[int, str] | None:
+        self, subscription: Subscription, connection: Connection, ending: _Ending
+    ) -> None:
+        """The session's tasks, until one of them (or an event) ends the session."""
         device_id = subscription.device_id
-        count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+        try:
+            count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+        except StorageError as error:
+            log.warning("gateway session of %s could not start: %s", device_id, error)
+            ending.finish(_INTERNAL_ERROR)
+            return
         if count < self._config.pre_key_threshold:
             await connection.send(
                 wire.encode_pre_key_status_frame(count, self._config.pre_key_threshold)
@@ -123,34 +199,43 @@ class Gateway:
         outbound_send, outbound_receive = trio.open_memory_channel[bytes](
             self._config.outbound_buffer_size
         )
-        close: tuple[int, str] | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read, connection, device_id, nursery.cancel_scope)
+            nursery.start_soon(self._read, connection, device_id, ending)
             nursery.start_soon(self._write, connection, outbound_receive)
-            nursery.start_soon(self._pump, subscription, outbound_send)
-            nursery.start_soon(self._report_pre_keys, subscription, outbound_send)
-            async with trio.open_nursery() as watchers:
-
-                async def on(event: trio.Event, reason: tuple[int, str]) -> None:
-                    nonlocal close
-                    await event.wait()
-                    close = close or reason
-                    watchers.cancel_scope.cancel()
-
-                watchers.start_soon(
-                    on, subscription.disconnected, (NORMAL_CLOSURE, "Device taken over")
-                )
-                watchers.start_soon(on, self._shutting_down, (GOING_AWAY, "Server shutting down"))
+            nursery.start_soon(self._pump, subscription, outbound_send, ending)
+            nursery.start_soon(self._report_pre_keys, subscription, outbound_send, ending)
+            nursery.start_soon(self._heartbeat, connection, ending)
+            nursery.start_soon(
+                self._end_on, subscription.disconnected, ending, (NORMAL_CLOSURE, _TAKEN_OVER)
+            )
+            nursery.start_soon(
+                self._end_on, self._shutting_down, ending, (GOING_AWAY, _SHUTTING_DOWN)
+            )
+            await ending.wait()
             nursery.cancel_scope.cancel()
-        return close
 
-    async def _read(
-        self, connection: Connection, device_id: uuid.UUID, session: trio.CancelScope
-    ) -> None:
+    async def _heartbeat(self, connection: Connection, ending: _Ending) -> None:
+        """Ping every interval; drop a peer silent for longer than interval + timeout."""
+        interval = self._config.ping_interval
+        allowed_silence = interval + self._config.ping_timeout
+        while True:
+            await trio.sleep(interval)
+            if trio.current_time() - connection.last_received > allowed_silence:
+                log.info("gateway peer silent for over %.0f s: dropping it", allowed_silence)
+                ending.finish(None)
+                return
+            await connection.ping()
+
+    @staticmethod
+    async def _end_on(event: trio.Event, ending: _Ending, close: tuple[int, str]) -> None:
+        await event.wait()
+        ending.finish(close)
+
+    async def _read(self, connection: Connection, device_id: uuid.UUID, ending: _Ending) -> None:
         while True:
             data = await connection.receive()
             if data is None:
-                session.cancel()
+                ending.finish(None)
                 return
             if isinstance(data, str):
                 continue
@@ -166,13 +251,18 @@ class Gateway:
                 log.debug("ignoring %d malformed ids from %s", len(acked) - len(ids), device_id)
             await self._acks.acknowledge(device_id, ids)
 
-    @staticmethod
-    async def _write(connection: Connection, outbound: trio.MemoryReceiveChannel[bytes]) -> None:
+    async def _write(
+        self, connection: Connection, outbound: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
         async for frame in outbound:
             await connection.send(frame)
+            self.stats.frames_sent += 1
 
     async def _pump(
-        self, subscription: Subscription, outbound: trio.MemorySendChannel[bytes]
+        self,
+        subscription: Subscription,
+        outbound: trio.MemorySendChannel[bytes],
+        ending: _Ending,
     ) -> None:
         device_id = subscription.device_id
         limit = self._config.fetch_batch_size
@@ -188,18 +278,29 @@ class Gateway:
                     now=now_us(),
                     limit=limit,
                 )
-                page = await self._db.read(fetch)
+                try:
+                    page = await self._db.read(fetch)
+                except StorageError as error:
+                    # The client reconnects and the new session starts from the oldest.
+                    log.warning("delivery to %s failed: %s", device_id, error)
+                    ending.finish(_INTERNAL_ERROR)
+                    return
+                self.stats.pages_read += 1
                 if not page:
                     break
                 encoded = [envelope_bytes(message) for message in page]
                 for frame in wire.split_into_frames(encoded, self._config.max_batch_bytes):
                     await outbound.send(frame)
+                self.stats.envelopes_sent += len(page)
                 cursor = page[-1].cursor
                 if len(page) < limit:
                     break
 
     async def _report_pre_keys(
-        self, subscription: Subscription, outbound: trio.MemorySendChannel[bytes]
+        self,
+        subscription: Subscription,
+        outbound: trio.MemorySendChannel[bytes],
+        ending: _Ending,
     ) -> None:
         device_id = subscription.device_id
         threshold = self._config.pre_key_threshold
@@ -207,6 +308,11 @@ class Gateway:
             await subscription.pre_keys_low.wait()
             await trio.sleep(self._config.pre_key_debounce)
             subscription.pre_keys_low.clear()
-            count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+            try:
+                count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+            except StorageError as error:
+                log.warning("pre-key count of %s failed: %s", device_id, error)
+                ending.finish(_INTERNAL_ERROR)
+                return
             if count < threshold:
                 await outbound.send(wire.encode_pre_key_status_frame(count, threshold))

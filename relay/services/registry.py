@@ -107,6 +107,9 @@ def build_services(
                 outbound_buffer_size=settings.ws_outbound_buffer_size,
                 pre_key_threshold=settings.pre_key_refill_threshold,
                 pre_key_debounce=settings.ws_prekey_debounce_interval_ms / 1000,
+                # The reference treats an interval of 0 as 1 second.
+                ping_interval=max(1, settings.ws_ping_interval_secs),
+                ping_timeout=settings.ws_ping_timeout_secs,
             ),
         ),
     )

@@ -1,61 +1,102 @@
-"""``GET /v1/gateway?ticket=...``: the WebSocket handshake, as a bare ASGI handler.
+"""``GET /v1/gateway?ticket=...``: the WebSocket handshake, on the API port.
 
-It sits in front of Quart rather than being a Quart route: the handshake needs plain
-HTTP answers before upgrading (400 without a ticket, 401 for a bad one), and the data
-path skips a layer that would cost CPU on every frame. The session itself is
-:class:`relay.gateway.session.Gateway`.
+A connection whose first request is a WebSocket upgrade of ``/v1/gateway`` never reaches
+hypercorn: :class:`GatewayInterceptor` takes it from the accept loop
+(:mod:`relay.http_server`) and runs it on :class:`~relay.gateway.websocket.ServerWebSocket`,
+which gives the session real pings, liveness and a connection it can always cut.
+The handshake answers as the reference does, before upgrading: 429 from the rate limit,
+400 without a ticket, an empty 401 for a bad one; every answer carries ``x-request-id``.
+
+Requests for ``/v1/gateway`` that hypercorn does see get plain HTTP answers from
+:class:`GatewayHttpEndpoint`: 400 for a GET that is not an upgrade, 405 for other
+methods, and 400 for an upgrade that is not the first request of its connection (or
+arrives over HTTP/2): the gateway needs a connection of its own.
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs
 
+import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from relay.api.asgi import respond, websocket_reject
+from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
 from relay.gateway.session import Gateway
+from relay.gateway.websocket import ServerWebSocket
+from relay.http_server import PeekedStream, Peer, RequestHead
 from relay.services.tickets import TicketService
 from storage.errors import StorageError
 
+log = logging.getLogger("relay.gateway")
+
+GATEWAY_PATH = "/v1/gateway"
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_MISSING_TICKET = b"Failed to deserialize query string: missing field `ticket`"
+_NOT_AN_UPGRADE = b"Connection header did not include 'upgrade'"
+_NOT_ALONE = b"The gateway needs a new HTTP/1.1 connection of its own"
+# Clients only send acknowledgements; 16 MiB is what hypercorn allowed as well.
+_MAX_INBOUND_MESSAGE = 16 * 1024 * 1024
 
 
-class AsgiConnection:
-    """An accepted ASGI WebSocket as a :class:`relay.gateway.session.Connection`."""
-
-    def __init__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        self._receive = receive
-        self._send = send
-
-    async def receive(self) -> bytes | str | None:
-        """The next message, or None once the peer has gone."""
-        while True:
-            message = await self._receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            if message["type"] == "websocket.receive":
-                data = message.get("bytes")
-                if data is not None:
-                    return bytes(data)
-                text = message.get("text")
-                # An empty binary frame arrives with neither field set.
-                return b"" if text is None else text
-
-    async def send(self, frame: bytes) -> None:
-        """Send one binary message."""
-        await self._send({"type": "websocket.send", "bytes": frame, "text": None})
-
-    async def close(self, code: int, reason: str) -> None:
-        """Send a close frame."""
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+def _is_websocket_upgrade(head: RequestHead) -> bool:
+    upgrade = head.header(b"upgrade") or b""
+    return head.method == "GET" and b"websocket" in upgrade.lower()
 
 
-class GatewayEndpoint:
-    """The ASGI application behind ``/v1/gateway``."""
+class GatewayInterceptor:
+    """Takes gateway connections from the accept loop, handshake first."""
 
-    def __init__(self, tickets: TicketService, gateway: Gateway) -> None:
+    def __init__(self, tickets: TicketService, gateway: Gateway, edge: EdgePolicy) -> None:
         self._tickets = tickets
         self._gateway = gateway
+        self._edge = edge
+
+    def wants(self, head: RequestHead) -> bool:
+        """The WebSocket upgrades of ``/v1/gateway``."""
+        return head.path == GATEWAY_PATH and _is_websocket_upgrade(head)
+
+    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+        """Handshake, then the session; the connection is closed at the end."""
+        websocket = ServerWebSocket(stream, max_message_bytes=_MAX_INBOUND_MESSAGE)
+        try:
+            await self._serve(websocket, peer)
+        finally:
+            await websocket.aclose()
+
+    async def _serve(self, websocket: ServerWebSocket, peer: Peer | None) -> None:
+        request = await websocket.handshake()
+        if request is None:
+            return
+        headers = list(request.extra_headers)
+        request_id = request_id_of(headers)
+        tagged = [(b"x-request-id", request_id)]
+        host = None if peer is None else peer[0]
+        wait = self._edge.admit_request(GATEWAY_PATH, host, headers, trio.current_time())
+        if wait is not None:
+            body, limit_headers = too_many_requests(wait, request_id)
+            await websocket.reject(429, limit_headers, body)
+            return
+        query = request.target.partition("?")[2]
+        tickets = parse_qs(query).get("ticket")
+        if not tickets:
+            await websocket.reject(400, [*_TEXT, *tagged], _MISSING_TICKET)
+            return
+        try:
+            device_id = await self._tickets.redeem(tickets[0])
+        except StorageError as error:
+            log.warning("gateway ticket check failed: %s", error)
+            device_id = None
+        if device_id is None:
+            await websocket.reject(401, tagged, b"")
+            return
+        await websocket.accept()
+        await self._gateway.serve(device_id, websocket)
+
+
+class GatewayHttpEndpoint:
+    """What hypercorn answers for ``/v1/gateway`` (see the module docstring)."""
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -64,25 +105,6 @@ class GatewayEndpoint:
             if scope["method"] not in ("GET", "HEAD"):
                 await respond(send, 405, headers=[(b"allow", b"GET,HEAD")])
             else:
-                text = b"Connection header did not include 'upgrade'"
-                await respond(send, 400, text, _TEXT)
-            return
-        if scope["type"] != "websocket":
-            return
-        tickets = parse_qs(scope["query_string"].decode("latin-1")).get("ticket")
-        if not tickets:
-            text = b"Failed to deserialize query string: missing field `ticket`"
-            await websocket_reject(send, 400, text, _TEXT)
-            return
-        try:
-            device_id = await self._tickets.redeem(tickets[0])
-        except StorageError:
-            device_id = None
-        if device_id is None:
-            await websocket_reject(send, 401)
-            return
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
-        await self._gateway.serve(device_id, AsgiConnection(receive, send))
+                await respond(send, 400, _NOT_AN_UPGRADE, _TEXT)
+        elif scope["type"] == "websocket":
+            await websocket_reject(send, 400, _NOT_ALONE, _TEXT)

@@ -1,0 +1,259 @@
+"""Serving an ASGI app with hypercorn's trio protocol stack, on listeners we own.
+
+``hypercorn.trio.serve`` cannot finish a graceful shutdown while a client has stopped
+reading: its connection writer shields ``send_all`` from cancellation, so a response (or
+WebSocket frame) stuck behind a full TCP window holds the server open forever, whatever
+the grace period. This module runs the same pieces (``TCPServer``, lifespan, worker
+context; hypercorn is pinned) on listeners whose accepted sockets it keeps track of, so
+that a connection can be aborted: closing the socket wakes the blocked ``send_all`` with
+an error, even inside a shielded scope.
+
+Owning the accept loop also lets an :class:`Interceptor` take connections whose first
+request it wants (the WebSocket gateway) before hypercorn sees them; every other
+connection is handed to hypercorn with the bytes already read replayed in front.
+
+Shutdown: stop accepting, tell keep-alive connections to close, give in-flight
+requests and sessions ``graceful_timeout`` to end on their own, then cancel them and
+abort every connection still open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol, cast
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState, Framework, LifespanState
+from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
+
+log = logging.getLogger("relay.http")
+
+Peer = tuple[str, int]
+Headers = list[tuple[bytes, bytes]]
+
+# A request head larger than this is not one an interceptor wants.
+MAX_HEAD_BYTES = 16 * 1024
+_HEAD_TIMEOUT_SECS = 10.0
+_RECEIVE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """The request line and headers of a connection's first HTTP/1.x request."""
+
+    method: str
+    path: str
+    headers: Headers  # names lower-cased
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), if present."""
+        return next((value for key, value in self.headers if key == name), None)
+
+
+def parse_request_head(data: bytes) -> RequestHead | None:
+    """The head at the start of ``data``, or None if incomplete or not HTTP/1.x.
+
+    Sans-IO and lenient on purpose: it only decides who serves the connection; the
+    protocol library that then gets the bytes does the strict parsing.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        return None
+    headers: Headers = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if colon:
+            headers.append((name.strip().lower(), value.strip()))
+    target = parts[1].decode("latin-1")
+    return RequestHead(parts[0].decode("latin-1"), target.partition("?")[0], headers)
+
+
+class Interceptor(Protocol):
+    """Serves connections whose first request it wants, instead of hypercorn."""
+
+    def wants(self, head: RequestHead) -> bool:
+        """True to take the connection that starts with this request."""
+
+    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+        """Serve the connection (``stream`` replays the head); close it when done."""
+
+
+class PeekedStream(trio.abc.Stream):
+    """A socket stream whose first ``receive_some`` calls return bytes already read."""
+
+    def __init__(self, stream: trio.SocketStream, peeked: bytes) -> None:
+        self._stream = stream
+        self._peeked = peeked
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The underlying socket (hypercorn reads the addresses from it)."""
+        return self._stream.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Replayed bytes first, then the socket's."""
+        if self._peeked:
+            size = len(self._peeked) if max_bytes is None else max_bytes
+            data, self._peeked = self._peeked[:size], self._peeked[size:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send on the socket."""
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """See :meth:`trio.abc.SendStream.wait_send_all_might_not_block`."""
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        """Half-close the socket."""
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the socket."""
+        await self._stream.aclose()
+
+    def abort(self) -> None:
+        """Close the socket at once, waking any task blocked on it."""
+        self._stream.socket.close()
+
+
+async def _peek_head(stream: trio.SocketStream) -> bytes:
+    """Read until a request head is complete, the size limit, EOF or a timeout."""
+    data = b""
+    with trio.move_on_after(_HEAD_TIMEOUT_SECS):
+        while b"\r\n\r\n" not in data and len(data) < MAX_HEAD_BYTES:
+            chunk = await stream.receive_some(_RECEIVE_BYTES)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def _peer(stream: trio.SocketStream) -> Peer | None:
+    try:
+        address = parse_socket_addr(stream.socket.family, stream.socket.getpeername())
+    except OSError:  # the peer is already gone
+        return None
+    return None if address is None else (str(address[0]), int(address[1]))
+
+
+class OpenConnections:
+    """The TCP connections a server has accepted and not yet closed."""
+
+    def __init__(self) -> None:
+        self._streams: set[trio.SocketStream] = set()
+        self._by_peer: dict[Peer, trio.SocketStream] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    @contextmanager
+    def track(self, stream: trio.SocketStream, peer: Peer | None) -> Iterator[None]:
+        """Register ``stream`` (connected to ``peer``) for as long as the context is open."""
+        if peer is not None:
+            self._by_peer[peer] = stream
+        self._streams.add(stream)
+        try:
+            yield
+        finally:
+            self._streams.discard(stream)
+            if peer is not None and self._by_peer.get(peer) is stream:
+                del self._by_peer[peer]
+
+    def abort(self, peer: Peer | None) -> bool:
+        """Drop the connection from ``peer`` (an ASGI scope's ``client``) without a goodbye."""
+        stream = None if peer is None else self._by_peer.get((peer[0], int(peer[1])))
+        if stream is None:
+            return False
+        stream.socket.close()
+        return True
+
+    def abort_all(self) -> int:
+        """Drop every open connection; returns how many there were."""
+        streams = list(self._streams)
+        for stream in streams:
+            stream.socket.close()
+        return len(streams)
+
+
+async def _abort_all_at(connections: OpenConnections, deadline: float) -> None:
+    await trio.sleep_until(deadline)
+    aborted = connections.abort_all()
+    if aborted:
+        log.warning("shutdown grace period over: aborted %d connections", aborted)
+
+
+async def serve_http(
+    app: Framework,
+    config: Config,
+    connections: OpenConnections,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    interceptor: Interceptor | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``config.bind`` until ``shutdown_trigger`` returns, then stop.
+
+    Reports the bound ``http://host:port`` URLs through ``task_status``.
+    """
+    asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    state: LifespanState = {}
+    lifespan = Lifespan(asgi, config, state)
+    context = WorkerContext(None)
+    sockets = config.create_sockets()
+    listeners = []
+    binds = []
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        peer = _peer(stream)
+        with connections.track(stream, peer):
+            peeked = b"" if interceptor is None else await _peek_head(stream)
+            replaying = PeekedStream(stream, peeked)
+            head = parse_request_head(peeked)
+            if interceptor is not None and head is not None and interceptor.wants(head):
+                await interceptor.serve(replaying, peer)
+                return
+            # TCPServer only needs a trio stream with a ``socket`` (and no TLS handshake).
+            tcp = cast("trio.SSLStream[trio.SocketStream]", replaying)
+            await TCPServer(asgi, config, context, ConnectionState(state.copy()), tcp)
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as reaper:
+            async with trio.open_nursery() as handlers:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(
+                        partial(trio.serve_listeners, handle, listeners, handler_nursery=handlers)
+                    )
+                    task_status.started(binds)
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()
+                for listener in listeners:
+                    await listener.aclose()
+                await context.terminated.set()
+                deadline = trio.current_time() + config.graceful_timeout
+                handlers.cancel_scope.deadline = deadline
+                reaper.start_soon(_abort_all_at, connections, deadline)
+            reaper.cancel_scope.cancel()
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
