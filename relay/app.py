@@ -14,6 +14,8 @@ from relay.api.asgi import websocket_reject
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
 from relay.api.obscura import blueprint as obscura_blueprint
+from relay.api.obscura.attachments import DOWNLOAD_PREFIX, UPLOAD_PATH, AttachmentEndpoint
+from relay.api.obscura.backup import BACKUP_PATH, BackupEndpoint
 from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
 from relay.config import Settings
 from relay.errors import RelayError
@@ -61,23 +63,49 @@ def create_quart_app(services: Services) -> QuartTrio:
 
 
 # Routes served by handlers of their own rather than Quart: (method, path template).
-ASGI_ROUTES = frozenset({("GET", GATEWAY_PATH)})
+ASGI_ROUTES = frozenset(
+    {
+        ("GET", GATEWAY_PATH),
+        ("POST", UPLOAD_PATH),
+        ("GET", DOWNLOAD_PREFIX + "{id}"),
+        ("GET", BACKUP_PATH),
+        ("HEAD", BACKUP_PATH),
+        ("POST", BACKUP_PATH),
+    }
+)
 
 
 class ApiRouter:
-    """Sends ``/v1/gateway`` to its own handler and everything else to Quart."""
+    """Sends the gateway, attachment and backup paths to their own handlers (they
+    stream), everything else to Quart."""
 
-    def __init__(self, quart: QuartTrio, gateway: GatewayHttpEndpoint) -> None:
+    def __init__(
+        self,
+        quart: QuartTrio,
+        gateway: GatewayHttpEndpoint,
+        attachments: AttachmentEndpoint,
+        backup: BackupEndpoint,
+    ) -> None:
         self._quart = quart
         self._gateway = gateway
+        self._attachments = attachments
+        self._backup = backup
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"] == GATEWAY_PATH:
+        if scope["type"] == "lifespan":
+            await self._quart(scope, receive, send)
+            return
+        path = scope["path"]
+        if path == GATEWAY_PATH:
             await self._gateway(scope, receive, send)
         elif scope["type"] == "websocket":
             await websocket_reject(send, 404)
+        elif path == UPLOAD_PATH or path.startswith(DOWNLOAD_PREFIX):
+            await self._attachments(scope, receive, send)
+        elif path == BACKUP_PATH:
+            await self._backup(scope, receive, send)
         else:
             await self._quart(scope, receive, send)
 
@@ -94,7 +122,12 @@ class ApiApplication:
 def create_api_app(settings: Settings, services: Services) -> ApiApplication:
     """The complete API application served on the API port."""
     edge = EdgePolicy(settings)
-    router = ApiRouter(create_quart_app(services), GatewayHttpEndpoint())
+    router = ApiRouter(
+        create_quart_app(services),
+        GatewayHttpEndpoint(),
+        AttachmentEndpoint(services.sessions, services.attachments),
+        BackupEndpoint(services.sessions, services.backups),
+    )
     return ApiApplication(
         asgi=EdgeMiddleware(router, edge),
         gateway=GatewayInterceptor(services.tickets, services.gateway, edge),

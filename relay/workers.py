@@ -2,6 +2,7 @@
 
 Each worker waits on the ``stopping`` event between rounds, so shutdown interrupts the
 wait at once but never a round in progress (which gets the shutdown grace period).
+A round that fails on storage is logged and retried at the next interval.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ log = logging.getLogger("relay.workers")
 Worker = Callable[[trio.Event], Awaitable[None]]
 
 _CLEANUP_BATCH = 1000
+_BACKUP_RESET_BATCH = 50
 
 
 def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) -> Worker:
@@ -41,16 +43,40 @@ def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) 
 
 def background_workers(settings: Settings, services: Services) -> list[Worker]:
     """Every periodic worker enabled by ``settings``."""
-    workers = []
+
+    async def message_cleanup() -> None:
+        expired, pruned = await services.messaging.clean_up(
+            inbox_max_size=settings.messaging_inbox_max_size, batch_size=_CLEANUP_BATCH
+        )
+        await services.tickets.delete_expired()
+        if expired or pruned:
+            log.info("deleted %d expired messages, pruned %d over inbox limits", expired, pruned)
+
+    async def attachment_cleanup() -> None:
+        deleted = await services.attachments.delete_expired(
+            batch_size=settings.attachment_cleanup_batch_size
+        )
+        if deleted:
+            log.info("deleted %d expired attachments", deleted)
+
+    async def backup_cleanup() -> None:
+        reset = await services.backups.reset_stale_uploads(batch_size=_BACKUP_RESET_BATCH)
+        if reset:
+            log.info("reset %d stale backup uploads", reset)
+
+    async def refresh_token_cleanup() -> None:
+        deleted = await services.sessions.delete_expired_refresh_tokens(batch_size=_CLEANUP_BATCH)
+        if deleted:
+            log.info("deleted %d expired refresh tokens", deleted)
+
+    workers = [
+        periodic("message cleanup", settings.messaging_cleanup_interval_secs, message_cleanup),
+        periodic(
+            "attachment cleanup", settings.attachment_cleanup_interval_secs, attachment_cleanup
+        ),
+        periodic("backup cleanup", settings.backup_cleanup_interval_secs, backup_cleanup),
+    ]
     if settings.auth_refresh_token_cleanup_interval_secs > 0:
-
-        async def refresh_token_cleanup() -> None:
-            deleted = await services.sessions.delete_expired_refresh_tokens(
-                batch_size=_CLEANUP_BATCH
-            )
-            if deleted:
-                log.info("deleted %d expired refresh tokens", deleted)
-
         workers.append(
             periodic(
                 "refresh-token cleanup",

@@ -7,7 +7,10 @@ translated at the boundary, in :meth:`storage.db.Database.write` and
     StorageError
     ├── IntegrityViolation      a constraint rejected the change
     │   └── UniqueViolation     a unique / primary key already holds the value
-    └── StorageUnavailable      the database could not be reached or timed out
+    ├── StorageUnavailable      the database could not be reached or timed out
+    └── BlobStoreError          the blob store failed (I/O error, invalid key)
+
+Blob-store I/O errors are translated the same way, in :mod:`storage.blobs`.
 """
 
 from __future__ import annotations
@@ -27,3 +30,7 @@ class UniqueViolation(IntegrityViolation):
 
 class StorageUnavailable(StorageError):
     """The database is down, unreachable or did not answer in time."""
+
+
+class BlobStoreError(StorageError):
+    """The blob store could not read, write or delete an object."""

@@ -149,6 +149,10 @@ backups = Table(
     Column("state", String(16), nullable=False, server_default="ACTIVE"),
     Column("updated_at", BigInteger, nullable=False),
     Column("pending_at", BigInteger, nullable=True),
+    # Blob keys. Every upload writes an object of its own, so an upload that lost its
+    # reservation (a stale one taken over) can never overwrite the version that won.
+    Column("current_object", String(255), nullable=True),
+    Column("pending_object", String(255), nullable=True),
     CheckConstraint("state IN ('ACTIVE', 'UPLOADING')", name="state"),
     Index(None, "state", "pending_at"),
 )

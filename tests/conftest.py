@@ -92,10 +92,16 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings, db: Database, tmp_path: Path) -> Services:
+def blob_root(tmp_path: Path) -> Path:
+    """The test server's blob directory."""
+    root = tmp_path / "blobs"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def services(settings: Settings, db: Database, blob_root: Path) -> Services:
     """Services wired to the test database."""
-    blob_root = tmp_path / "blobs"
-    blob_root.mkdir(exist_ok=True)
     assert settings.auth_jwt_secret is not None
     return build_services(settings, db, settings.auth_jwt_secret.encode(), blob_root)
 

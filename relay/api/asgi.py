@@ -1,15 +1,37 @@
-"""Minimal ASGI helpers for the parts of the server that run below Quart."""
+"""Minimal ASGI helpers for the parts of the server that run below Quart.
+
+Quart reads a request body eagerly into memory, with no back-pressure, so the routes that
+stream large bodies in or out (attachments, backups) are plain ASGI handlers built on
+:class:`StreamingRequest` and :func:`run_endpoint`: they read the body one ASGI message at
+a time (hypercorn stops reading the socket while the handler is busy) and send responses
+in chunks. Errors follow the Obscura conventions of :mod:`relay.api.http`.
+"""
 
 from __future__ import annotations
 
-from hypercorn.typing import ASGISendCallable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
+
+from relay.api.http import Rejection
+from relay.errors import RelayError
+from storage.errors import StorageError
+
+log = logging.getLogger("relay.api")
+
+Headers = list[tuple[bytes, bytes]]
+OCTET_STREAM = (b"content-type", b"application/octet-stream")
+JSON = (b"content-type", b"application/json")
 
 
 async def respond(
     send: ASGISendCallable,
     status: int,
     body: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: Headers | None = None,
 ) -> None:
     """Send a complete response with a ``content-length``."""
     all_headers = [*(headers or []), (b"content-length", str(len(body)).encode())]
@@ -19,13 +41,126 @@ async def respond(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def respond_json(send: ASGISendCallable, status: int, payload: Any) -> None:
+    """Send a JSON response."""
+    await respond(send, status, msgspec.json.encode(payload), [JSON])
+
+
 async def websocket_reject(
     send: ASGISendCallable,
     status: int,
     body: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: Headers | None = None,
 ) -> None:
     """Refuse a WebSocket handshake with a plain HTTP response (no upgrade)."""
     all_headers = [*(headers or []), (b"content-length", str(len(body)).encode())]
     await send({"type": "websocket.http.response.start", "status": status, "headers": all_headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
+class StreamingRequest:
+    """An HTTP request whose body is read as it arrives, and its response state."""
+
+    def __init__(self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable):
+        self.method = scope["method"]
+        self.path = scope["path"]
+        self._headers = scope["headers"]
+        self._receive = receive
+        self._send = send
+        self.response_started = False
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of header ``name`` (lower case), if present."""
+        for key, value in self._headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def content_length(self) -> int | None:
+        """The declared body length; None without one (a chunked upload)."""
+        value = self.header(b"content-length")
+        if value is None or not value.isdigit():
+            return None
+        return int(value)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The body, one received chunk at a time, until its end or a disconnect."""
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return
+            if message["type"] == "http.request":
+                if message["body"]:
+                    yield bytes(message["body"])
+                if not message.get("more_body", False):
+                    return
+
+    async def start(self, status: int, headers: Headers) -> None:
+        """Begin the response."""
+        self.response_started = True
+        await self._send(
+            {"type": "http.response.start", "status": status, "headers": headers, "trailers": False}
+        )
+
+    async def send_body(self, data: bytes, *, more: bool) -> None:
+        """Send part of the response body."""
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def stream(self, status: int, headers: Headers, chunks: AsyncIterator[bytes]) -> None:
+        """Send a response whose body is ``chunks`` (HEAD requests send only the headers)."""
+        await self.start(status, headers)
+        if self.method != "HEAD":
+            async for chunk in chunks:
+                await self.send_body(chunk, more=True)
+        await self.send_body(b"", more=False)
+
+    async def complete(
+        self, status: int, body: bytes = b"", headers: Headers | None = None
+    ) -> None:
+        """Send a whole response."""
+        self.response_started = True
+        await respond(self._send, status, body, headers)
+
+    async def complete_json(self, status: int, payload: Any) -> None:
+        """Send a whole JSON response."""
+        self.response_started = True
+        await respond_json(self._send, status, payload)
+
+
+Handler = Callable[[StreamingRequest], Awaitable[None]]
+
+
+async def run_endpoint(
+    handler: Handler, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """Run ``handler``, answering errors as the Obscura API does.
+
+    Service errors get ``{"error": ...}`` JSON with their status, rejections plain text,
+    anything else a 500 that reveals nothing. An error after the response has started can
+    only end it early.
+    """
+    request = StreamingRequest(scope, receive, send)
+    try:
+        await handler(request)
+    except (RelayError, Rejection, StorageError) as error:
+        if request.response_started:
+            log.warning("%s %s failed mid-response: %s", request.method, request.path, error)
+            return
+        if isinstance(error, Rejection):
+            await request.complete(
+                error.status, error.text.encode(), [(b"content-type", b"text/plain; charset=utf-8")]
+            )
+            return
+        if isinstance(error, StorageError):
+            log.error("%s %s: storage failed: %s", request.method, request.path, error)
+            error = RelayError()
+        await respond_json(send, error.status, {"error": error.message})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        if not request.response_started:
+            await respond_json(send, 500, {"error": RelayError.default_message})
+
+
+async def method_not_allowed(request: StreamingRequest, allowed: bytes) -> None:
+    """An empty 405 naming the allowed methods."""
+    await request.complete(405, headers=[(b"allow", allowed)])

@@ -53,12 +53,17 @@ def error_response(error: RelayError) -> Response:
     return json_response({"error": error.message}, status=error.status)
 
 
-def bearer_token(request: Request) -> str:
-    """The token of an exact ``Authorization: Bearer <token>`` header, else 401."""
-    value = request.headers.get("Authorization")
+def bearer_token_of(authorization: str | None) -> str:
+    """The token of an exact ``Authorization: Bearer <token>`` value, else 401."""
+    value = authorization
     if value is None or not value.isascii() or not value.startswith("Bearer "):
         raise AuthenticationFailed()
     return value[len("Bearer ") :]
+
+
+def bearer_token(request: Request) -> str:
+    """The token of the request's ``Authorization: Bearer <token>`` header, else 401."""
+    return bearer_token_of(request.headers.get("Authorization"))
 
 
 def _is_json_content_type(value: str | None) -> bool:
@@ -93,7 +98,7 @@ async def read_json(request: Request, schema: type[T]) -> T:
 
 
 def path_uuid(text: str) -> uuid.UUID:
-    """A UUID path parameter, or a plain-text 400."""
+    """A UUID path parameter, or a plain-text 400 (:class:`Rejection`)."""
     value = parse_uuid(text)
     if value is None:
         raise Rejection(400, f"Invalid URL: Cannot parse `{text}` as a UUID")

@@ -14,10 +14,12 @@
 
 from relay.client.gateway import Envelope, GatewayConnection, PreKeyStatus, connect_gateway
 from relay.client.keys import DeviceKeys
-from relay.client.rest import ApiError, ObscuraClient, Outgoing, Session
+from relay.client.rest import ApiError, Attachment, Backup, ObscuraClient, Outgoing, Session
 
 __all__ = [
     "ApiError",
+    "Attachment",
+    "Backup",
     "DeviceKeys",
     "Envelope",
     "GatewayConnection",

@@ -1,11 +1,12 @@
-"""The REST half of the client (the gateway half arrives with the WebSocket gateway)."""
+"""The REST half of the client: accounts, devices, keys, messages, attachments, backups."""
 
 from __future__ import annotations
 
 import base64
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,25 @@ class Session:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """An uploaded attachment: share ``id`` (inside an encrypted message) to grant access."""
+
+    id: uuid.UUID
+    expires_at: int  # Unix seconds
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A downloaded backup and its version."""
+
+    version: int
+    data: bytes
+
+
+Body = bytes | AsyncIterable[bytes]
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One message to send: ciphertext for one device."""
 
@@ -63,6 +83,19 @@ def _raise_for_status(response: httpx.Response) -> None:
     except (ValueError, KeyError, TypeError):
         error = response.text
     raise ApiError(response.status_code, error)
+
+
+def _upload_headers(body: Body, size: int | None) -> dict[str, str]:
+    """``Content-Length`` for an upload: the server refuses chunked ones (411)."""
+    if isinstance(body, bytes):
+        return {"Content-Length": str(len(body)), "Content-Type": "application/octet-stream"}
+    if size is None:
+        raise ValueError("a streamed upload needs its size")
+    return {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+
+
+def _version(response: httpx.Response) -> int:
+    return int(response.headers["etag"].strip('"'))
 
 
 def _session(body: dict[str, Any]) -> Session:
@@ -200,3 +233,67 @@ class ObscuraClient:
         """A single-use ticket for the gateway (see :func:`relay.client.connect_gateway`)."""
         body = await self._call("POST", "/v1/gateway/ticket")
         return str(body["ticket"])
+
+    async def upload_attachment(self, body: Body, *, size: int | None = None) -> Attachment:
+        """Upload an (already encrypted) attachment: bytes, or chunks of ``size`` bytes."""
+        headers = {**self.auth_headers, **_upload_headers(body, size)}
+        response = await self.http.post("/v1/attachments", content=body, headers=headers)
+        _raise_for_status(response)
+        payload = response.json()
+        return Attachment(uuid.UUID(payload["id"]), int(payload["expiresAt"]))
+
+    async def download_attachment(self, attachment_id: uuid.UUID) -> bytes:
+        """An attachment's content (held in memory: see :meth:`stream_attachment`)."""
+        async with self.stream_attachment(attachment_id) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
+    @asynccontextmanager
+    async def stream_attachment(
+        self, attachment_id: uuid.UUID
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """An attachment's content as it arrives, for large files."""
+        request = self.http.build_request(
+            "GET", f"/v1/attachments/{attachment_id}", headers=self.auth_headers
+        )
+        response = await self.http.send(request, stream=True)
+        try:
+            if not response.is_success:
+                await response.aread()
+                _raise_for_status(response)
+            yield response.aiter_bytes()
+        finally:
+            await response.aclose()
+
+    async def upload_backup(
+        self, body: Body, *, replaces: int | None, size: int | None = None
+    ) -> int:
+        """Upload a new backup version; returns its number.
+
+        ``replaces`` is the version this one supersedes (from :meth:`download_backup`),
+        or None for the first backup. A 412 means another version is current, a 409
+        that another upload is in progress.
+        """
+        precondition = {"If-None-Match": "*"} if replaces is None else {"If-Match": f'"{replaces}"'}
+        headers = {**self.auth_headers, **_upload_headers(body, size), **precondition}
+        response = await self.http.post("/v1/backup", content=body, headers=headers)
+        _raise_for_status(response)
+        return _version(response)
+
+    async def download_backup(self, *, have: int | None = None) -> Backup | None:
+        """The device's backup; None if the client already ``have`` s the current version."""
+        headers = dict(self.auth_headers)
+        if have is not None:
+            headers["If-None-Match"] = f'"{have}"'
+        response = await self.http.get("/v1/backup", headers=headers)
+        if response.status_code == 304:
+            return None
+        _raise_for_status(response)
+        return Backup(_version(response), response.content)
+
+    async def backup_info(self) -> tuple[int, int] | None:
+        """(version, size) of the device's backup, or None if it has none."""
+        response = await self.http.head("/v1/backup", headers=self.auth_headers)
+        if response.status_code == 404:
+            return None
+        _raise_for_status(response)
+        return _version(response), int(response.headers["content-length"])

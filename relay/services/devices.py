@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection
 
 from relay.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from relay.services.backups import BackupService
 from relay.services.keys import (
     PreKeyInput,
     SignedPreKeyInput,
@@ -18,6 +19,7 @@ from relay.services.principal import Principal
 from relay.services.sessions import Session, SessionIssuer
 from storage.db import Database
 from storage.ids import now_us, uuid7
+from storage.repos import backups as backups_repo
 from storage.repos import devices, keys, users
 from storage.repos.devices import DeviceRecord
 from storage.repos.keys import Identity
@@ -44,10 +46,12 @@ class DeviceService:
         db: Database,
         issuer: SessionIssuer,
         *,
+        backups: BackupService,
         max_devices_per_user: int,
         max_pre_keys: int,
     ) -> None:
         self._db = db
+        self._backups = backups
         self._issuer = issuer
         self._max_devices = max_devices_per_user
         self._max_pre_keys = max_pre_keys
@@ -114,8 +118,13 @@ class DeviceService:
 
     async def delete(self, principal: Principal, device_id: uuid.UUID) -> None:
         """Delete one of the caller's devices and everything it owns."""
-        deleted = await self._db.write(
-            lambda conn: devices.delete_owned(conn, device_id, principal.user_id)
-        )
+
+        def work(conn: Connection) -> tuple[bool, list[str]]:
+            # The rows cascade; the backup's blobs are named by its row, read first.
+            objects = backups_repo.objects_of(conn, device_id)
+            return devices.delete_owned(conn, device_id, principal.user_id), objects
+
+        deleted, objects = await self._db.write(work)
         if not deleted:
             raise NotFound()
+        await self._backups.discard_objects(objects)

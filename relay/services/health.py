@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import trio
 
+from storage.blobs import BlobStore
 from storage.db import Database
 
 OK = "ok"
 ERROR = "error"
-
-
-def _writable_directory(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
 class HealthService:
@@ -23,21 +17,19 @@ class HealthService:
     def __init__(
         self,
         db: Database,
-        blob_root: Path,
+        blobs: BlobStore,
         *,
         db_timeout: float,
         storage_timeout: float,
     ) -> None:
         self._db = db
-        self._blob_root = blob_root
+        self._blobs = blobs
         self._db_timeout = db_timeout
         self._storage_timeout = storage_timeout
 
     async def _storage_ok(self) -> bool:
         with trio.move_on_after(self._storage_timeout):
-            return await trio.to_thread.run_sync(
-                _writable_directory, self._blob_root, abandon_on_cancel=True
-            )
+            return await self._blobs.healthy()
         return False
 
     async def readiness(self) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Connection
 
@@ -174,3 +175,22 @@ class MessagingService:
         if woken:
             await self._hub.messages_queued(woken)
         return response
+
+    async def clean_up(self, *, inbox_max_size: int, batch_size: int) -> tuple[int, int]:
+        """Delete expired messages and idempotency records, then cap every device's inbox
+        at ``inbox_max_size`` (oldest first). Returns (expired, pruned) message counts."""
+        expired = 0
+        while True:
+            deleted = await self._db.write(
+                partial(messages.delete_expired, now=now_us(), limit=batch_size)
+            )
+            expired += deleted
+            if deleted < batch_size:
+                break
+        await self._db.write(partial(idempotency.delete_expired, now=now_us()))
+
+        def prune(conn: Connection) -> int:
+            over = messages.devices_over(conn, inbox_max_size)
+            return sum(messages.trim_device(conn, device, inbox_max_size) for device in over)
+
+        return expired, await self._db.write(prune)

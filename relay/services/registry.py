@@ -13,6 +13,8 @@ from relay.crypto.passwords import PasswordHashing
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import LocalHub
 from relay.gateway.session import Gateway, GatewayConfig
+from relay.services.attachments import AttachmentService
+from relay.services.backups import BackupService
 from relay.services.devices import DeviceService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
@@ -20,6 +22,8 @@ from relay.services.messaging import MessagingService
 from relay.services.push_tokens import PushTokenService
 from relay.services.sessions import SessionIssuer, SessionService
 from relay.services.tickets import TicketService
+from relay.services.uploads import SizeLimits
+from storage.blobs import BlobStore, FilesystemBlobStore
 from storage.db import Database
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
@@ -36,10 +40,13 @@ class Services:
     push_tokens: PushTokenService
     messaging: MessagingService
     tickets: TicketService
+    attachments: AttachmentService
+    backups: BackupService
     health: HealthService
     hub: LocalHub
     acks: AckBatcher
     gateway: Gateway
+    blobs: BlobStore
 
 
 def build_services(
@@ -47,6 +54,7 @@ def build_services(
 ) -> Services:
     """Wire the services for ``settings``."""
     hub = LocalHub()
+    blobs = FilesystemBlobStore(blob_root)
     acks = AckBatcher(
         db,
         batch_size=settings.ws_ack_batch_size,
@@ -57,6 +65,15 @@ def build_services(
         JwtCodec(jwt_secret),
         token_ttl_secs=settings.auth_token_ttl_secs,
         refresh_ttl_days=settings.auth_refresh_token_ttl_days,
+    )
+    backups = BackupService(
+        db,
+        blobs,
+        prefix=settings.backup_prefix,
+        limits=SizeLimits(
+            settings.backup_min_size_bytes, settings.backup_max_size_bytes, "Backup too small"
+        ),
+        stale_threshold_mins=settings.backup_stale_threshold_mins,
     )
     return Services(
         sessions=SessionService(
@@ -71,6 +88,7 @@ def build_services(
         devices=DeviceService(
             db,
             issuer,
+            backups=backups,
             max_devices_per_user=settings.auth_max_devices_per_user,
             max_pre_keys=settings.pre_keys_max,
         ),
@@ -89,9 +107,21 @@ def build_services(
             idempotency_ttl_secs=settings.messaging_idempotency_ttl_secs,
         ),
         tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs),
+        attachments=AttachmentService(
+            db,
+            blobs,
+            prefix=settings.attachment_prefix,
+            limits=SizeLimits(
+                settings.attachment_min_size_bytes,
+                settings.attachment_max_size_bytes,
+                "Attachment too small",
+            ),
+            ttl_days=settings.ttl_days,
+        ),
+        backups=backups,
         health=HealthService(
             db,
-            blob_root,
+            blobs,
             db_timeout=settings.health_db_timeout_ms / 1000,
             storage_timeout=settings.health_storage_timeout_ms / 1000,
         ),
@@ -112,4 +142,5 @@ def build_services(
                 ping_timeout=settings.ws_ping_timeout_secs,
             ),
         ),
+        blobs=blobs,
     )

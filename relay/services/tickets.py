@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from relay.crypto.secrets import digest
 from relay.errors import AuthenticationFailed
@@ -37,3 +38,7 @@ class TicketService:
         """The ticket's device if it is valid; the ticket is spent either way."""
         ticket_hash = digest(ticket)
         return await self._db.write(lambda conn: tickets.redeem(conn, ticket_hash, now=now_us()))
+
+    async def delete_expired(self) -> int:
+        """Forget tickets that expired unused."""
+        return await self._db.write(partial(tickets.delete_expired, now=now_us()))

@@ -144,6 +144,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), server_default="ACTIVE", nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("pending_at", sa.BigInteger(), nullable=True),
+        sa.Column("current_object", sa.String(255), nullable=True),
+        sa.Column("pending_object", sa.String(255), nullable=True),
         sa.PrimaryKeyConstraint("device_id", name="pk_backups"),
         sa.CheckConstraint("state IN ('ACTIVE', 'UPLOADING')", name="ck_backups_state"),
         _device_fk("backups"),

@@ -1,0 +1,94 @@
+"""The messaging cleanup worker: expiry and per-device inbox limits (obscura-contract §4.2)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+import trio
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection
+
+from relay.client import Outgoing, connect_gateway
+from relay.services.registry import Services
+from storage.db import Database
+from storage.repos import messages as messages_repo
+from storage.schema import gateway_tickets, idempotency_records
+from tests.factories import Device, new_device
+
+
+async def _pending(db: Database, device: Device) -> int:
+    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
+
+
+async def _rows(db: Database, table: Table) -> int:
+    def count(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    return await db.read(count)
+
+
+async def _send(sender: Device, recipient: Device, count: int) -> None:
+    batch = [Outgoing(recipient.id, f"msg_{i}".encode()) for i in range(count)]
+    assert await sender.client.send_messages(batch) == []
+
+
+@pytest.mark.settings(ttl_days=0)
+async def test_expired_messages_are_never_delivered_and_get_deleted(
+    http: httpx.AsyncClient, db: Database, services: Services
+) -> None:
+    recipient = await new_device(http, one_time_pre_keys=20)
+    sender = await new_device(http)
+    await _send(sender, recipient, 3)
+    async with connect_gateway(recipient.client) as gateway:
+        with trio.move_on_after(0.5):
+            pytest.fail(f"an expired message was delivered: {await gateway.next_event()!r}")
+    expired, pruned = await services.messaging.clean_up(inbox_max_size=1000, batch_size=2)
+    assert (expired, pruned) == (3, 0)
+    assert await _pending(db, recipient) == 0
+
+
+async def test_inboxes_are_capped_oldest_first(
+    http: httpx.AsyncClient, db: Database, services: Services
+) -> None:
+    recipient = await new_device(http, one_time_pre_keys=20)
+    other = await new_device(http, one_time_pre_keys=20)
+    sender = await new_device(http)
+    await _send(sender, recipient, 8)  # one request: one timestamp, ordered by id
+    await _send(sender, other, 3)
+    assert await services.messaging.clean_up(inbox_max_size=5, batch_size=100) == (0, 3)
+    assert await _pending(db, recipient) == 5
+    assert await _pending(db, other) == 3
+    async with connect_gateway(recipient.client) as gateway:
+        with trio.fail_after(5):
+            batch = await gateway.next_event()
+    assert isinstance(batch, list)
+    assert [e.message for e in batch] == [f"msg_{i}".encode() for i in range(3, 8)]
+
+
+@pytest.mark.settings(messaging_idempotency_ttl_secs=1, ws_ticket_ttl_secs=1)
+async def test_expired_idempotency_records_and_tickets_are_deleted(
+    http: httpx.AsyncClient, db: Database, services: Services
+) -> None:
+    sender = await new_device(http)
+    recipient = await new_device(http)
+    await sender.client.send_messages([Outgoing(recipient.id, b"x")], idempotency_key=uuid.uuid4())
+    await sender.client.gateway_ticket()
+    assert await _rows(db, idempotency_records) == 1
+    assert await _rows(db, gateway_tickets) == 1
+    await trio.sleep(1.1)
+    await services.messaging.clean_up(inbox_max_size=1000, batch_size=100)
+    await services.tickets.delete_expired()
+    assert await _rows(db, idempotency_records) == 0
+    assert await _rows(db, gateway_tickets) == 0
+
+
+@pytest.mark.settings(messaging_inbox_max_size=2, messaging_cleanup_interval_secs=1)
+async def test_the_worker_prunes_periodically(http: httpx.AsyncClient, db: Database) -> None:
+    recipient = await new_device(http)
+    sender = await new_device(http)
+    await _send(sender, recipient, 6)
+    with trio.fail_after(5):
+        while await _pending(db, recipient) > 2:  # noqa: ASYNC110 (state in the database)
+            await trio.sleep(0.1)
