@@ -233,6 +233,11 @@ class Settings:
     )
     ws_ack_buffer_size: int = _setting(1000, "acked ids buffered per connection", minimum=1)
     ws_outbound_buffer_size: int = _setting(32, "outbound frames queued per connection", minimum=1)
+    ws_outbound_buffer_bytes: int = _setting(
+        8388608,
+        "outbound bytes queued per connection (a larger frame is sent alone)",
+        minimum=1,
+    )
     ws_ping_interval_secs: int = _setting(30, "server ping period (0 is treated as 1)", minimum=0)
     ws_ping_timeout_secs: int = _setting(10, "silence tolerated after a ping period", minimum=0)
     ws_prekey_debounce_interval_ms: int = _setting(

@@ -190,6 +190,14 @@ class ObscuraClient:
         """``POST /v1/devices/keys`` (see :meth:`DeviceKeys.upload_json`)."""
         await self._call("POST", "/v1/devices/keys", json=body)
 
+    async def refill_keys(self, keys: DeviceKeys, count: int) -> list[int]:
+        """Publish ``count`` fresh one-time pre-keys (with a new signed pre-key, which the
+        server requires on every refill); returns the new key ids."""
+        ids = keys.add_one_time_pre_keys(count)
+        keys.rotate_signed_pre_key()
+        await self.upload_keys(keys.upload_json(ids))
+        return ids
+
     async def fetch_bundles(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         """Pre-key bundles of every device of ``user_id`` (consumes one-time pre-keys)."""
         return list(await self._call("GET", f"/v1/users/{user_id}"))

@@ -9,8 +9,9 @@ Each connection runs in its own nursery:
   after a per-connection cursor and turns each page into ``EnvelopeBatch`` frames;
 * the **pre-key reporter** answers "pre-keys low" events, debounced, with the current
   count;
-* the **writer** is the only task that writes data frames, fed by a bounded channel, so
-  a slow client slows only its own pump;
+* the **writer** is the only task that writes data frames, fed by an
+  :class:`~relay.gateway.outbox.Outbox` bounded in frames and in bytes, so a slow
+  client slows only its own pump and holds a bounded amount of memory;
 * the **heartbeat** pings every interval and drops a peer that has sent nothing at all
   for longer than the interval plus the ping timeout.
 
@@ -33,6 +34,7 @@ import trio
 from relay import wire
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import Hub, Subscription
+from relay.gateway.outbox import Outbox
 from storage.db import Database
 from storage.errors import StorageError
 from storage.ids import now_us
@@ -78,6 +80,7 @@ class GatewayConfig:
     fetch_batch_size: int
     max_batch_bytes: int
     outbound_buffer_size: int
+    outbound_buffer_bytes: int
     pre_key_threshold: int
     pre_key_debounce: float
     ping_interval: float
@@ -196,14 +199,15 @@ class Gateway:
             await connection.send(
                 wire.encode_pre_key_status_frame(count, self._config.pre_key_threshold)
             )
-        outbound_send, outbound_receive = trio.open_memory_channel[bytes](
-            self._config.outbound_buffer_size
+        outbox = Outbox(
+            max_frames=self._config.outbound_buffer_size,
+            max_bytes=self._config.outbound_buffer_bytes,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read, connection, device_id, ending)
-            nursery.start_soon(self._write, connection, outbound_receive)
-            nursery.start_soon(self._pump, subscription, outbound_send, ending)
-            nursery.start_soon(self._report_pre_keys, subscription, outbound_send, ending)
+            nursery.start_soon(self._write, connection, outbox)
+            nursery.start_soon(self._pump, subscription, outbox, ending)
+            nursery.start_soon(self._report_pre_keys, subscription, outbox, ending)
             nursery.start_soon(self._heartbeat, connection, ending)
             nursery.start_soon(
                 self._end_on, subscription.disconnected, ending, (NORMAL_CLOSURE, _TAKEN_OVER)
@@ -251,17 +255,19 @@ class Gateway:
                 log.debug("ignoring %d malformed ids from %s", len(acked) - len(ids), device_id)
             await self._acks.acknowledge(device_id, ids)
 
-    async def _write(
-        self, connection: Connection, outbound: trio.MemoryReceiveChannel[bytes]
-    ) -> None:
-        async for frame in outbound:
-            await connection.send(frame)
+    async def _write(self, connection: Connection, outbox: Outbox) -> None:
+        while True:
+            frame = await outbox.take()
+            try:
+                await connection.send(frame)
+            finally:
+                outbox.written(frame)
             self.stats.frames_sent += 1
 
     async def _pump(
         self,
         subscription: Subscription,
-        outbound: trio.MemorySendChannel[bytes],
+        outbox: Outbox,
         ending: _Ending,
     ) -> None:
         device_id = subscription.device_id
@@ -277,6 +283,9 @@ class Gateway:
                     after=cursor,
                     now=now_us(),
                     limit=limit,
+                    # A page is at most a frame's worth, so that a slow client holds
+                    # about one frame in memory whatever its messages' sizes.
+                    max_bytes=self._config.max_batch_bytes,
                 )
                 try:
                     page = await self._db.read(fetch)
@@ -286,20 +295,26 @@ class Gateway:
                     ending.finish(_INTERNAL_ERROR)
                     return
                 self.stats.pages_read += 1
-                if not page:
+                if not page.messages:
                     break
-                encoded = [envelope_bytes(message) for message in page]
-                for frame in wire.split_into_frames(encoded, self._config.max_batch_bytes):
-                    await outbound.send(frame)
-                self.stats.envelopes_sent += len(page)
-                cursor = page[-1].cursor
-                if len(page) < limit:
+                cursor, count, more = page.messages[-1].cursor, len(page.messages), page.more
+                frames = wire.split_into_frames(
+                    [envelope_bytes(message) for message in page.messages],
+                    self._config.max_batch_bytes,
+                )
+                # Only the frames are kept while waiting for room in the outbox: a
+                # stalled client holds one page's worth of memory, not three.
+                del page
+                while frames:
+                    await outbox.put(frames.pop(0))
+                self.stats.envelopes_sent += count
+                if not more:
                     break
 
     async def _report_pre_keys(
         self,
         subscription: Subscription,
-        outbound: trio.MemorySendChannel[bytes],
+        outbox: Outbox,
         ending: _Ending,
     ) -> None:
         device_id = subscription.device_id
@@ -315,4 +330,4 @@ class Gateway:
                 ending.finish(_INTERNAL_ERROR)
                 return
             if count < threshold:
-                await outbound.send(wire.encode_pre_key_status_frame(count, threshold))
+                await outbox.put(wire.encode_pre_key_status_frame(count, threshold))

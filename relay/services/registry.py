@@ -135,6 +135,7 @@ def build_services(
                 fetch_batch_size=settings.ws_message_fetch_batch_size,
                 max_batch_bytes=settings.ws_max_batch_bytes,
                 outbound_buffer_size=settings.ws_outbound_buffer_size,
+                outbound_buffer_bytes=settings.ws_outbound_buffer_bytes,
                 pre_key_threshold=settings.pre_key_refill_threshold,
                 pre_key_debounce=settings.ws_prekey_debounce_interval_ms / 1000,
                 # The reference treats an interval of 0 as 1 second.

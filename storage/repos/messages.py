@@ -80,6 +80,14 @@ def insert_batch(
     return set(conn.execute(statement, rows).scalars())
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a device's queue; ``more`` if messages may follow it."""
+
+    messages: list[PendingMessage]
+    more: bool
+
+
 def fetch_page(
     conn: Connection,
     device_id: uuid.UUID,
@@ -87,8 +95,36 @@ def fetch_page(
     after: tuple[int, uuid.UUID] | None,
     now: int,
     limit: int,
-) -> list[PendingMessage]:
-    """The next unexpired messages for the device, oldest first, after ``after``."""
+    max_bytes: int | None = None,
+) -> Page:
+    """The next unexpired messages for the device, oldest first, after ``after``.
+
+    At most ``limit`` messages, and, with ``max_bytes``, only as many as fit in that many
+    content bytes (always at least one): sizes are read first, so a page of large
+    messages never loads more than it will send.
+    """
+    pending = [messages.c.device_id == device_id, messages.c.expires_at > now]
+    if after is not None:
+        # Typed binds: an untyped UUID would be bound as text, which SQLite sorts
+        # before every BLOB, silently breaking the comparison.
+        cursor = tuple_(*after, types=[messages.c.created_at.type, messages.c.id.type])
+        pending.append(tuple_(messages.c.created_at, messages.c.id) > cursor)
+    order = (messages.c.created_at, messages.c.id)
+    truncated = False
+    if max_bytes is not None:
+        sizes = [
+            (row[0], int(row[1]))
+            for row in conn.execute(
+                select(messages.c.id, func.length(messages.c.content))
+                .where(*pending)
+                .order_by(*order)
+                .limit(limit)
+            )
+        ]
+        chosen = _within(sizes, max_bytes)
+        if len(chosen) < len(sizes):
+            truncated = True
+            pending = [messages.c.device_id == device_id, messages.c.id.in_(chosen)]
     statement = (
         select(
             messages.c.id,
@@ -97,19 +133,27 @@ def fetch_page(
             messages.c.content,
             messages.c.created_at,
         )
-        .where(messages.c.device_id == device_id, messages.c.expires_at > now)
-        .order_by(messages.c.created_at, messages.c.id)
+        .where(*pending)
+        .order_by(*order)
         .limit(limit)
     )
-    if after is not None:
-        # Typed binds: an untyped UUID would be bound as text, which SQLite sorts
-        # before every BLOB, silently breaking the comparison.
-        cursor = tuple_(*after, types=[messages.c.created_at.type, messages.c.id.type])
-        statement = statement.where(tuple_(messages.c.created_at, messages.c.id) > cursor)
-    return [
+    found = [
         PendingMessage(row[0], row[1], row[2], bytes(row[3]), row[4])
         for row in conn.execute(statement)
     ]
+    return Page(found, more=truncated or len(found) == limit)
+
+
+def _within(sizes: Sequence[tuple[uuid.UUID, int]], max_bytes: int) -> list[uuid.UUID]:
+    """The leading ids whose sizes add up to at most ``max_bytes`` (at least one)."""
+    chosen: list[uuid.UUID] = []
+    total = 0
+    for message_id, size in sizes:
+        total += size
+        if chosen and total > max_bytes:
+            break
+        chosen.append(message_id)
+    return chosen
 
 
 def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> int:

@@ -63,7 +63,7 @@ async def test_pages_follow_the_cursor_within_one_timestamp(
     cursor = None
     while True:
         fetch = partial(messages.fetch_page, device_id=target, after=cursor, now=now, limit=10)
-        page = await db.read(fetch)
+        page = (await db.read(fetch)).messages
         if not page:
             break
         seen += [m.id for m in page]
@@ -81,7 +81,7 @@ async def test_older_messages_come_first(
     await db.write(lambda conn: _queue(conn, two_devices, target, 1, created_at=now + 10))
     await db.write(lambda conn: _queue(conn, two_devices, target, 1, created_at=now))
     page = await db.read(
-        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10)
+        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10).messages
     )
     assert [m.created_at for m in page] == [now, now + 10]
 
@@ -94,7 +94,7 @@ async def test_expired_messages_are_not_delivered_and_are_cleaned_up(
     await db.write(lambda conn: _queue(conn, two_devices, target, 3, created_at=now - 100, ttl=50))
     await db.write(lambda conn: _queue(conn, two_devices, target, 2, created_at=now))
     page = await db.read(
-        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10)
+        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=10).messages
     )
     assert len(page) == 2
     assert await db.write(lambda conn: messages.delete_expired(conn, now=now, limit=2)) == 2
@@ -111,8 +111,8 @@ async def test_acknowledgements_only_delete_the_devices_own_messages(
     await db.write(lambda conn: _queue(conn, two_devices, b, 2, created_at=now))
     pages = {
         device: await db.read(
-            lambda conn, device=device: messages.fetch_page(
-                conn, device, after=None, now=now, limit=10
+            lambda conn, device=device: (
+                messages.fetch_page(conn, device, after=None, now=now, limit=10).messages
             )
         )
         for device in (a, b)
@@ -157,4 +157,31 @@ async def test_inbox_trimming_keeps_the_newest(
     assert await db.read(lambda conn: messages.devices_over(conn, 3)) == [a]
     assert await db.write(lambda conn: messages.trim_device(conn, a, 3)) == 2
     page = await db.read(lambda conn: messages.fetch_page(conn, a, after=None, now=now, limit=10))
-    assert [m.created_at for m in page] == [now + 2, now + 3, now + 4]
+    assert [m.created_at for m in page.messages] == [now + 2, now + 3, now + 4]
+
+
+async def test_a_byte_budget_shortens_pages_but_never_below_one_message(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    _, _, target = two_devices
+    now = now_us()
+    await db.write(lambda conn: _queue(conn, two_devices, target, 5, created_at=now))
+    size = len((await db.read(partial(_first_page, target=target, now=now))).messages[0].content)
+
+    def fetch(conn: Connection, max_bytes: int) -> messages.Page:
+        return messages.fetch_page(conn, target, after=None, now=now, limit=10, max_bytes=max_bytes)
+
+    two = await db.read(partial(fetch, max_bytes=2 * size + 1))
+    assert (len(two.messages), two.more) == (2, True)
+    one = await db.read(partial(fetch, max_bytes=1))
+    assert (len(one.messages), one.more) == (1, True)
+    everything = await db.read(partial(fetch, max_bytes=100 * size))
+    assert (len(everything.messages), everything.more) == (5, False)
+    full = await db.read(
+        lambda conn: messages.fetch_page(conn, target, after=None, now=now, limit=5)
+    )
+    assert (len(full.messages), full.more) == (5, True)  # a full page: maybe more
+
+
+def _first_page(conn: Connection, *, target: uuid.UUID, now: int) -> messages.Page:
+    return messages.fetch_page(conn, target, after=None, now=now, limit=1)

@@ -1,0 +1,114 @@
+"""Running the real ``relay`` command in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
+START_TIMEOUT = 120
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment without any relay settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "OBSCURA_"))}
+    # Let the child cache bytecode: restarts are part of these tests.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra)
+    return env
+
+
+def run_relay(
+    *args: str, env: dict[str, str], timeout: float = START_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``relay ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class Serving:
+    """A running ``relay serve`` process."""
+
+    api: str
+    management: str
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def startup_log(self) -> str:
+        """Everything logged so far."""
+        return "".join(self.log)
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kib) * 1024
+
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 60) -> tuple[str, float]:
+        """Signal the process, require a clean exit; returns its whole log and the time
+        it took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(sig)
+        self.process.wait(timeout=timeout)
+        elapsed = time.monotonic() - started
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        assert self.process.returncode == 0, self.startup_log
+        return self.startup_log, elapsed
+
+
+@contextmanager
+def serving(env: dict[str, str], *args: str) -> Iterator[Serving]:
+    """Start ``relay serve`` on free ports; its log is collected as it is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--server-port", "0", "--mgmt-port", "0", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    reader: threading.Thread | None = None
+    try:
+        for line in process.stderr:
+            log.append(line)
+            match = LISTENING.search(line)
+            if match:
+                break
+        else:
+            pytest.fail("relay serve exited before listening:\n" + "".join(log))
+        stderr = process.stderr
+        # Keep draining the log so that a chatty server never blocks on a full pipe.
+        reader = threading.Thread(target=lambda: log.extend(stderr), daemon=True)
+        reader.start()
+        yield Serving(match.group(1), match.group(2), process, log, reader)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        if reader is not None:
+            reader.join(timeout=10)
+        process.stderr.close()
