@@ -190,15 +190,13 @@ class Gateway:
         """The session's tasks, until one of them (or an event) ends the session."""
         device_id = subscription.device_id
         try:
-            count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+            welcome = await self._pre_key_status(device_id)
         except StorageError as error:
             log.warning("gateway session of %s could not start: %s", device_id, error)
             ending.finish(_INTERNAL_ERROR)
             return
-        if count < self._config.pre_key_threshold:
-            await connection.send(
-                wire.encode_pre_key_status_frame(count, self._config.pre_key_threshold)
-            )
+        if welcome is not None:
+            await connection.send(welcome)
         outbox = Outbox(
             max_frames=self._config.outbound_buffer_size,
             max_bytes=self._config.outbound_buffer_bytes,
@@ -317,17 +315,21 @@ class Gateway:
         outbox: Outbox,
         ending: _Ending,
     ) -> None:
-        device_id = subscription.device_id
-        threshold = self._config.pre_key_threshold
         while True:
             await subscription.pre_keys_low.wait()
             await trio.sleep(self._config.pre_key_debounce)
             subscription.pre_keys_low.clear()
             try:
-                count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+                status = await self._pre_key_status(subscription.device_id)
             except StorageError as error:
-                log.warning("pre-key count of %s failed: %s", device_id, error)
+                log.warning("pre-key count of %s failed: %s", subscription.device_id, error)
                 ending.finish(_INTERNAL_ERROR)
                 return
-            if count < threshold:
-                await outbox.put(wire.encode_pre_key_status_frame(count, threshold))
+            if status is not None:
+                await outbox.put(status)
+
+    async def _pre_key_status(self, device_id: uuid.UUID) -> bytes | None:
+        """A ``PreKeyStatus`` frame with the current count if it is below the threshold."""
+        threshold = self._config.pre_key_threshold
+        count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+        return wire.encode_pre_key_status_frame(count, threshold) if count < threshold else None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -83,3 +85,22 @@ def test_migrate_then_serve_without_auto_migration(tmp_path: Path) -> None:
     assert "(was 0001)" in again.stdout
     with serving(env, "--auto-migrate", "false") as server:
         assert "relay stopped" in server.stop()[0]
+
+
+def test_the_readme_client_example_runs(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    env = environment(RELAY_DATA_DIR=str(tmp_path / "data"))
+    with serving(env) as server:
+        script = example.replace("http://127.0.0.1:3000", server.api)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[b'ciphertext 1', b'ciphertext 2']", "b'encrypted file'"]
