@@ -10,7 +10,7 @@ in chunks. Errors follow the Obscura conventions of :mod:`relay.api.http`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -83,7 +83,7 @@ class StreamingRequest:
             return None
         return int(value)
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         """The body, one received chunk at a time, until its end or a disconnect."""
         while True:
             message = await self._receive()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -46,7 +46,7 @@ class AttachmentService:
         return f"{self._prefix}{attachment_id}"
 
     async def upload(
-        self, content_length: int | None, body: AsyncIterable[bytes]
+        self, content_length: int | None, body: AsyncGenerator[bytes, None]
     ) -> AttachmentRecord:
         """Store a new attachment streamed from ``body``."""
         declared = self.limits.check_declared(content_length)

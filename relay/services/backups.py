@@ -21,7 +21,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -131,7 +131,7 @@ class BackupService:
         if_match: str | None,
         if_none_match: str | None,
         content_length: int | None,
-        body: AsyncIterable[bytes],
+        body: AsyncGenerator[bytes, None],
     ) -> int:
         """Store a new version streamed from ``body``; returns its number."""
         device_id = principal.require_device()

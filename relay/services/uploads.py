@@ -8,7 +8,8 @@ committed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from relay.errors import InvalidInput, LengthRequired, PayloadTooLarge
@@ -33,14 +34,18 @@ class SizeLimits:
             raise PayloadTooLarge()
         return content_length
 
-    async def copy(self, body: AsyncIterable[bytes], upload: Upload, declared: int) -> int:
-        """Stream ``body`` into ``upload``, enforcing the limits and the declared length."""
+    async def copy(self, body: AsyncGenerator[bytes, None], upload: Upload, declared: int) -> int:
+        """Stream ``body`` into ``upload``, enforcing the limits and the declared length.
+
+        The body is closed even when a limit stops the copy half-way.
+        """
         total = 0
-        async for chunk in body:
-            total += len(chunk)
-            if total > self.maximum:
-                raise PayloadTooLarge()
-            await upload.write(chunk)
+        async with aclosing(body):
+            async for chunk in body:
+                total += len(chunk)
+                if total > self.maximum:
+                    raise PayloadTooLarge()
+                await upload.write(chunk)
         if total < self.minimum:
             raise InvalidInput(self.too_small)
         if total != declared:

@@ -229,6 +229,22 @@ async def test_live_delivery(http: httpx.AsyncClient) -> None:
         assert sum(len(b) for b in await _envelopes(gateway, 2)) == 2
 
 
+@pytest.mark.settings(ws_outbound_buffer_size=10)
+async def test_a_burst_of_wake_ups_still_delivers_everything(http: httpx.AsyncClient) -> None:
+    device = await new_device(http, one_time_pre_keys=20)
+    sender = await new_device(http)
+    async with connect_gateway(device.client) as gateway, trio.open_nursery() as nursery:
+
+        async def burst() -> None:
+            for i in range(100):  # 100 requests: 100 wake-ups, merged while busy
+                await sender.client.send_messages([Outgoing(device.id, f"{i:03d}".encode())])
+
+        nursery.start_soon(burst)
+        batches = await _envelopes(gateway, 100)
+    received = [e.message for b in batches for e in b]
+    assert received == [f"{i:03d}".encode() for i in range(100)]
+
+
 async def test_other_devices_of_the_user_get_nothing(http: httpx.AsyncClient) -> None:
     first = await new_device(http, one_time_pre_keys=20)
     second = await new_device(http, one_time_pre_keys=20, account=first.client)
@@ -468,6 +484,22 @@ async def test_an_oversized_client_message_closes_with_1009(
             while not isinstance(event := await raw.next_event(), CloseConnection):
                 assert event is not None, "closed without a close frame"
         assert event.code == 1009
+    finally:
+        await raw.aclose()
+
+
+@pytest.mark.settings(ws_ping_interval_secs=0, ws_ping_timeout_secs=5)
+async def test_a_ping_interval_of_zero_means_one_second(
+    relay: Listening, http: httpx.AsyncClient
+) -> None:
+    device = await new_device(http, one_time_pre_keys=20)
+    raw = await RawWebSocket.connect(relay.api_url, await device.client.gateway_ticket())
+    try:
+        started = trio.current_time()
+        with trio.fail_after(3):
+            while not isinstance(await raw.next_event(), Ping):
+                pass
+        assert trio.current_time() - started >= 0.9
     finally:
         await raw.aclose()
 
