@@ -129,6 +129,7 @@ class RawWebSocket:
 
 
 __all__ = [
+    "AcceptConnection",
     "BytesMessage",
     "CloseConnection",
     "Ping",

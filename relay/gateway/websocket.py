@@ -87,9 +87,9 @@ class ServerWebSocket:
             if not await self._receive_events():
                 return None
 
-    async def accept(self) -> None:
-        """Complete the handshake (101)."""
-        await self._send_event(AcceptConnection())
+    async def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Complete the handshake (101), with ``headers`` on the response."""
+        await self._send_event(AcceptConnection(extra_headers=headers))
 
     async def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Refuse the handshake with a plain HTTP response."""

@@ -26,7 +26,7 @@ from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import messages as messages_repo
 from tests.factories import Device, new_account, new_device
-from tests.rawws import BytesMessage, CloseConnection, Ping, Pong, RawWebSocket
+from tests.rawws import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RawWebSocket
 from tests.waiting import until
 
 
@@ -120,6 +120,19 @@ async def test_plain_http_on_the_gateway_path(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
     assert (await http.post("/v1/gateway")).status_code == 405
+
+
+async def test_the_upgrade_carries_the_request_id(
+    relay: Listening, http: httpx.AsyncClient
+) -> None:
+    device = await new_device(http)
+    target = f"/v1/gateway?ticket={await device.client.gateway_ticket()}"
+    raw, event = await RawWebSocket.open(
+        relay.api_url, target, headers=[(b"x-request-id", b"trace-7")]
+    )
+    await raw.aclose()
+    assert isinstance(event, AcceptConnection)
+    assert (b"x-request-id", b"trace-7") in event.extra_headers
 
 
 async def test_refusals_carry_the_request_id(relay: Listening) -> None:

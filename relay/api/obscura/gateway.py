@@ -91,7 +91,7 @@ class GatewayInterceptor:
         if device_id is None:
             await websocket.reject(401, tagged, b"")
             return
-        await websocket.accept()
+        await websocket.accept(tagged)
         await self._gateway.serve(device_id, websocket)
 
 
