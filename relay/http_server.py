@@ -230,7 +230,12 @@ async def serve_http(
             replaying = PeekedStream(stream, peeked)
             head = parse_request_head(peeked)
             if interceptor is not None and head is not None and interceptor.wants(head):
-                await interceptor.serve(replaying, peer)
+                try:
+                    await interceptor.serve(replaying, peer)
+                except Exception:
+                    # One connection's failure must never take the listener down.
+                    log.exception("connection from %s failed", peer)
+                    replaying.abort()
                 return
             # TCPServer only needs a trio stream with a ``socket`` (and no TLS handshake).
             tcp = cast("trio.SSLStream[trio.SocketStream]", replaying)

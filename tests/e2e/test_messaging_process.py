@@ -14,12 +14,19 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from relay.client import DeviceKeys, Envelope, GatewayConnection, Outgoing, connect_gateway
+from relay.client import DeviceKeys, GatewayConnection, Outgoing, connect_gateway
 from storage.db import Database
-from storage.repos import messages as messages_repo
 from tests.conftest import TEST_JWT_SECRET, UNLIMITED
 from tests.e2e.process import Serving, environment, serving
-from tests.factories import Device, new_device
+from tests.factories import new_device
+from tests.messaging import (
+    nothing_more,
+    numbered,
+    pending,
+    pending_is,
+    receive_envelopes,
+    send_numbered,
+)
 from tests.rawws import RawWebSocket
 from tests.waiting import until
 
@@ -45,42 +52,10 @@ def relay_process(tmp_path: Path, database_url: str, **settings: str) -> Iterato
         yield server
 
 
-async def _pending(db: Database, device: Device) -> int:
-    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
-
-
-async def _pending_is(db: Database, device: Device, count: int) -> bool:
-    return await _pending(db, device) == count
-
-
-async def _batches(gateway: GatewayConnection, count: int) -> list[list[Envelope]]:
-    batches: list[list[Envelope]] = []
-    with trio.fail_after(15):
-        while sum(len(b) for b in batches) < count:
-            event = await gateway.next_event()
-            if isinstance(event, list):
-                batches.append(event)
-    return batches
-
-
-async def _nothing_more(gateway: GatewayConnection) -> None:
-    with trio.move_on_after(0.5):
-        pytest.fail(f"unexpected frame {await gateway.next_event()!r}")
-
-
 async def _drain(gateway: GatewayConnection) -> None:
     """Read until the connection closes (raising ``ConnectionClosed``)."""
     while True:
         await gateway.next_event()
-
-
-async def _send(sender: Device, recipient: Device, count: int, size: int = 16) -> None:
-    for start in range(0, count, 100):
-        batch = [
-            Outgoing(recipient.id, f"{i:0{size}d}".encode())
-            for i in range(start, min(count, start + 100))
-        ]
-        assert await sender.client.send_messages(batch) == []
 
 
 async def test_delivery_acknowledgement_and_retries(
@@ -90,34 +65,34 @@ async def test_delivery_acknowledgement_and_retries(
         async with httpx.AsyncClient(base_url=server.api, timeout=30) as http:
             alice = await new_device(http, one_time_pre_keys=25)
             bob = await new_device(http)
-            await _send(bob, alice, 125)
+            await send_numbered(bob, alice, 125)
 
             # The backlog arrives in pages of 50, oldest first.
             async with connect_gateway(alice.client) as gateway:
-                batches = await _batches(gateway, 125)
+                batches = await receive_envelopes(gateway, 125)
                 assert [len(b) for b in batches] == [50, 50, 25]
                 received = [e for b in batches for e in b]
-                assert [e.message for e in received] == [f"{i:016d}".encode() for i in range(125)]
+                assert [e.message for e in received] == [numbered(i) for i in range(125)]
                 assert {(e.sender_id, e.sender_device_id) for e in received} == {
                     (bob.user_id, bob.id)
                 }
                 await gateway.ack([e.id for e in received[:100]])
                 # Live delivery on the open connection.
-                await _send(bob, alice, 1)
-                live = await _batches(gateway, 1)
-                assert live[0][0].message == b"0" * 16
+                await send_numbered(bob, alice, 1)
+                live = await receive_envelopes(gateway, 1)
+                assert live[0][0].message == numbered(0)
             # Acknowledged messages are flushed when the session ends; the rest come back.
-            await until(lambda: _pending_is(db, alice, 26), seconds=10)
+            await until(lambda: pending_is(db, alice, 26), seconds=10)
             async with connect_gateway(alice.client) as gateway:
-                again = await _batches(gateway, 26)
+                again = await receive_envelopes(gateway, 26)
                 assert [e.id for b in again for e in b] == [e.id for e in received[100:]] + [
                     live[0][0].id
                 ]
                 await gateway.ack([e.id for b in again for e in b])
-                await _nothing_more(gateway)
-            await until(lambda: _pending_is(db, alice, 0), seconds=10)
+                await nothing_more(gateway)
+            await until(lambda: pending_is(db, alice, 0), seconds=10)
             async with connect_gateway(alice.client) as gateway:
-                await _nothing_more(gateway)
+                await nothing_more(gateway)
 
             # An idempotent retry, even with another body, queues nothing new.
             key = uuid.uuid4()
@@ -128,10 +103,12 @@ async def test_delivery_acknowledgement_and_retries(
                 [Outgoing(alice.id, b"twice"), Outgoing(alice.id, b"thrice")], idempotency_key=key
             )
             assert first == retry == []
-            assert await _pending(db, alice) == 1
+            assert await pending(db, alice) == 1
             async with connect_gateway(alice.client) as gateway:
-                assert [e.message for b in await _batches(gateway, 1) for e in b] == [b"once"]
-                await _nothing_more(gateway)
+                assert [e.message for b in await receive_envelopes(gateway, 1) for e in b] == [
+                    b"once"
+                ]
+                await nothing_more(gateway)
         server.stop()
 
 
@@ -155,8 +132,8 @@ async def test_a_takeover_closes_every_socket_of_the_device(
                     with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
                         await gateway.next_event()
                     assert closed.value.reason.code == 1000
-                await _send(sender, bystander, 1)
-                assert len((await _batches(other, 1))[0]) == 1
+                await send_numbered(sender, bystander, 1)
+                assert len((await receive_envelopes(other, 1))[0]) == 1
         server.stop()
 
 
@@ -182,8 +159,8 @@ async def test_a_stalled_reader_costs_bounded_memory_and_delays_nobody(
                 assert grown < 40 * MIB, f"server grew by {grown / MIB:.1f} MiB"
                 async with connect_gateway(lively.client) as gateway:
                     started = trio.current_time()
-                    await _send(sender, lively, 1)
-                    assert len((await _batches(gateway, 1))[0]) == 1
+                    await send_numbered(sender, lively, 1)
+                    assert len((await receive_envelopes(gateway, 1))[0]) == 1
                     assert trio.current_time() - started < 2
                     # Shutdown: open sessions are closed with 1001, and the stalled one
                     # cannot hold the process up beyond the grace period.
@@ -200,7 +177,7 @@ async def test_a_stalled_reader_costs_bounded_memory_and_delays_nobody(
                         assert closed.value.reason.reason == "Server shutting down"
             finally:
                 await raw.aclose()
-    assert await _pending(db, stalled) == backlog  # nothing acknowledged, nothing lost
+    assert await pending(db, stalled) == backlog  # nothing acknowledged, nothing lost
 
 
 async def test_attachments_and_backups(tmp_path: Path, database_url: str, db: Database) -> None:

@@ -24,18 +24,10 @@ from relay.config import Settings
 from relay.server import Listening, run_server
 from relay.services.registry import Services
 from storage.db import Database
-from storage.repos import messages as messages_repo
 from tests.factories import Device, new_account, new_device
+from tests.messaging import nothing_more, pending, pending_is, receive_envelopes, send_numbered
 from tests.rawws import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RawWebSocket
 from tests.waiting import until
-
-
-async def _pending(db: Database, device: Device) -> int:
-    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
-
-
-async def _pending_is(db: Database, device: Device, count: int) -> bool:
-    return await _pending(db, device) == count
 
 
 async def _sessions_ended(services: Services) -> None:
@@ -47,24 +39,9 @@ async def _sessions_ended(services: Services) -> None:
     await until(none_open)
 
 
-async def _send(sender: Device, recipient: Device, count: int, size: int = 8) -> None:
-    for start in range(0, count, 100):
-        batch = [
-            Outgoing(recipient.id, f"{i:0{size}d}".encode())
-            for i in range(start, min(count, start + 100))
-        ]
-        assert await sender.client.send_messages(batch) == []
-
-
 async def _envelopes(gateway: GatewayConnection, count: int) -> list[list[Envelope]]:
-    """Receive batches until ``count`` envelopes have arrived."""
-    batches: list[list[Envelope]] = []
-    with trio.fail_after(10):
-        while sum(len(b) for b in batches) < count:
-            event = await gateway.next_event()
-            assert isinstance(event, list), event
-            batches.append(event)
-    return batches
+    """Receive batches until ``count`` envelopes have arrived; nothing else may come."""
+    return await receive_envelopes(gateway, count, seconds=10, statuses_allowed=False)
 
 
 # --- tickets and the handshake ------------------------------------------------------
@@ -176,7 +153,7 @@ async def test_handshakes_are_rate_limited(relay: Listening) -> None:
 async def test_low_pre_keys_are_reported_first(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=0)
     sender = await new_device(http)
-    await _send(sender, device, 1)
+    await send_numbered(sender, device, 1)
     async with connect_gateway(device.client) as gateway:
         assert await gateway.next_event() == PreKeyStatus(0, 20)
         assert len(await gateway.next_event()) == 1  # type: ignore[arg-type]
@@ -185,7 +162,7 @@ async def test_low_pre_keys_are_reported_first(http: httpx.AsyncClient) -> None:
 async def test_enough_pre_keys_means_no_status_frame(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 1)
+    await send_numbered(sender, device, 1)
     async with connect_gateway(device.client) as gateway:
         assert isinstance(await gateway.next_event(), list)
 
@@ -196,7 +173,7 @@ async def test_enough_pre_keys_means_no_status_frame(http: httpx.AsyncClient) ->
 async def test_backlog_arrives_in_pages(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 125)
+    await send_numbered(sender, device, 125)
     async with connect_gateway(device.client) as gateway:
         batches = await _envelopes(gateway, 125)
     assert [len(b) for b in batches] == [50, 50, 25]
@@ -212,7 +189,7 @@ async def test_envelope_timestamp_is_the_server_receive_time(http: httpx.AsyncCl
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
     wall_before = int(time.time() * 1000)
-    await _send(sender, device, 3)
+    await send_numbered(sender, device, 3)
     wall_after = int(time.time() * 1000)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 3))[0]
@@ -224,7 +201,7 @@ async def test_envelope_timestamp_is_the_server_receive_time(http: httpx.AsyncCl
 async def test_frames_stay_under_the_byte_limit(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 4, size=60)  # ~120-byte envelopes: one per frame
+    await send_numbered(sender, device, 4, width=60)  # ~120-byte envelopes: one per frame
     await sender.client.send_messages([Outgoing(device.id, b"x" * 500)])  # alone, not dropped
     async with connect_gateway(device.client) as gateway:
         batches = await _envelopes(gateway, 5)
@@ -236,9 +213,9 @@ async def test_live_delivery(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
     async with connect_gateway(device.client) as gateway:
-        await _send(sender, device, 1)
+        await send_numbered(sender, device, 1)
         assert [e.message for e in (await _envelopes(gateway, 1))[0]] == [b"00000000"]
-        await _send(sender, device, 2)
+        await send_numbered(sender, device, 2)
         assert sum(len(b) for b in await _envelopes(gateway, 2)) == 2
 
 
@@ -263,13 +240,11 @@ async def test_other_devices_of_the_user_get_nothing(http: httpx.AsyncClient) ->
     second = await new_device(http, one_time_pre_keys=20, account=first.client)
     sender = await new_device(http)
     async with connect_gateway(first.client) as gateway:
-        await _send(sender, second, 1)
-        await _send(sender, first, 1)
+        await send_numbered(sender, second, 1)
+        await send_numbered(sender, first, 1)
         batch = (await _envelopes(gateway, 1))[0]
         assert [e.message for e in batch] == [b"00000000"]
-        with trio.move_on_after(0.3):
-            extra = await gateway.next_event()
-            pytest.fail(f"unexpected frame {extra!r}")
+        await nothing_more(gateway, 0.3)
 
 
 async def test_unacknowledged_messages_come_back_only_on_a_new_connection(
@@ -277,10 +252,10 @@ async def test_unacknowledged_messages_come_back_only_on_a_new_connection(
 ) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 2)
+    await send_numbered(sender, device, 2)
     async with connect_gateway(device.client) as gateway:
         await _envelopes(gateway, 2)
-        await _send(sender, device, 1)
+        await send_numbered(sender, device, 1)
         later = await _envelopes(gateway, 1)  # only the new one: the cursor moved on
         assert sum(len(b) for b in later) == 1
     async with connect_gateway(device.client) as gateway:
@@ -292,18 +267,17 @@ async def test_flushed_acks_never_come_back(
 ) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 3)
+    await send_numbered(sender, device, 3)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 3))[0]
         await gateway.ack([batch[0].id, batch[1].id])
     # The session ended: its acknowledgements were flushed on the way out.
     await _sessions_ended(services)
-    assert await _pending(db, device) == 1
+    assert await pending(db, device) == 1
     async with connect_gateway(device.client) as gateway:
         again = (await _envelopes(gateway, 1))[0]
         assert [e.id for e in again] == [batch[2].id]
-        with trio.move_on_after(0.3):
-            pytest.fail(f"unexpected frame {await gateway.next_event()!r}")
+        await nothing_more(gateway, 0.3)
 
 
 @pytest.mark.settings(ws_ack_batch_size=5, ws_ack_flush_interval_ms=1000)
@@ -312,13 +286,13 @@ async def test_acked_messages_stay_pending_until_flushed(
 ) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 3)
+    await send_numbered(sender, device, 3)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 3))[0]
         await gateway.ack([e.id for e in batch])
         await trio.sleep(0.2)
-        assert await _pending(db, device) == 3
-        await until(lambda: _pending_is(db, device, 0), seconds=5)
+        assert await pending(db, device) == 3
+        await until(lambda: pending_is(db, device, 0), seconds=5)
 
 
 async def test_acks_of_other_devices_messages_delete_nothing(
@@ -327,13 +301,13 @@ async def test_acks_of_other_devices_messages_delete_nothing(
     victim = await new_device(http, one_time_pre_keys=20)
     attacker = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, victim, 1)
+    await send_numbered(sender, victim, 1)
     async with connect_gateway(victim.client) as gateway:
         envelope = (await _envelopes(gateway, 1))[0][0]
     async with connect_gateway(attacker.client) as gateway:
         await gateway.ack([envelope.id])
     await _sessions_ended(services)
-    assert await _pending(db, victim) == 1
+    assert await pending(db, victim) == 1
 
 
 async def test_junk_frames_are_ignored(
@@ -341,7 +315,7 @@ async def test_junk_frames_are_ignored(
 ) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, device, 2)
+    await send_numbered(sender, device, 2)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 2))[0]
         for junk in (
@@ -354,17 +328,17 @@ async def test_junk_frames_are_ignored(
         await gateway.websocket.send_message("text is ignored too")
         # An ack frame mixing a malformed id with a valid one: the valid one counts.
         await gateway.websocket.send_message(wire.encode_ack_frame([b"short", batch[0].id.bytes]))
-        await _send(sender, device, 1)
+        await send_numbered(sender, device, 1)
         assert sum(len(b) for b in await _envelopes(gateway, 1)) == 1
     await _sessions_ended(services)
-    assert await _pending(db, device) == 2
+    assert await pending(db, device) == 2
 
 
 async def test_several_sessions_of_one_device_each_receive(http: httpx.AsyncClient) -> None:
     device = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
     async with connect_gateway(device.client) as first, connect_gateway(device.client) as second:
-        await _send(sender, device, 1)
+        await send_numbered(sender, device, 1)
         assert len((await _envelopes(first, 1))[0]) == 1
         assert len((await _envelopes(second, 1))[0]) == 1
 
@@ -387,7 +361,7 @@ async def test_takeover_closes_every_session_of_the_device(http: httpx.AsyncClie
                 await gateway.next_event()
             assert closed.value.reason.code == 1000
         sender = await new_device(http)
-        await _send(sender, bystander, 1)
+        await send_numbered(sender, bystander, 1)
         assert len((await _envelopes(other, 1))[0]) == 1
 
 
@@ -398,8 +372,7 @@ async def test_pre_key_status_follows_fetches_below_the_threshold(
     fetcher = await new_device(http)
     async with connect_gateway(device.client) as gateway:
         await fetcher.client.fetch_bundles(device.user_id)  # 20 left: not below
-        with trio.move_on_after(1.0):
-            pytest.fail(f"unexpected frame {await gateway.next_event()!r}")
+        await nothing_more(gateway, 1.0)
         await fetcher.client.fetch_bundles(device.user_id)  # 19 left
         with trio.fail_after(5):
             assert await gateway.next_event() == PreKeyStatus(19, 20)
@@ -518,7 +491,7 @@ async def test_clients_that_answer_pings_stay_connected(http: httpx.AsyncClient)
     sender = await new_device(http)
     async with connect_gateway(device.client) as gateway:
         await trio.sleep(3.5)  # trio-websocket answers the pings
-        await _send(sender, device, 1)
+        await send_numbered(sender, device, 1)
         assert len((await _envelopes(gateway, 1))[0]) == 1
 
 
@@ -545,7 +518,7 @@ async def test_a_stalled_reader_does_not_hold_up_others(
         assert stats.pages_read == stuck_at
         async with connect_gateway(lively.client) as gateway:
             started = trio.current_time()
-            await _send(sender, lively, 1)
+            await send_numbered(sender, lively, 1)
             assert len((await _envelopes(gateway, 1))[0]) == 1
             assert trio.current_time() - started < 2
     finally:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import httpx
 import pytest
 import trio
+from hypercorn.config import Config
 
-from relay.http_server import OpenConnections, PeekedStream, parse_request_head
+from relay.api.asgi import respond
+from relay.http_server import (
+    OpenConnections,
+    PeekedStream,
+    Peer,
+    RequestHead,
+    parse_request_head,
+    serve_http,
+)
 
 
 def test_a_complete_head_is_parsed() -> None:
@@ -81,3 +94,47 @@ async def test_abort_wakes_a_send_blocked_behind_a_reader_that_stopped() -> None
                 assert connections.abort(peer)
         assert len(connections) == 0
         assert connections.abort_all() == 0
+
+
+class _Failing:
+    """An interceptor that breaks on every connection it takes."""
+
+    def wants(self, head: RequestHead) -> bool:
+        return head.path == "/boom"
+
+    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+        raise RuntimeError("bug in a connection handler")
+
+
+async def _plain_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "http":
+        await respond(send, 200, b"still here")
+
+
+async def test_a_failing_interceptor_does_not_stop_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            partial(
+                serve_http,
+                _plain_app,
+                config,
+                OpenConnections(),
+                shutdown_trigger=stop.wait,
+                interceptor=_Failing(),
+            )
+        )
+        async with httpx.AsyncClient(base_url=binds[0]) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get("/boom")
+            assert (await client.get("/fine")).text == "still here"
+        stop.set()
+    assert "bug in a connection handler" in caplog.text

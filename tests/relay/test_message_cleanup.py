@@ -13,13 +13,9 @@ from sqlalchemy.engine import Connection
 from relay.client import Outgoing, connect_gateway
 from relay.services.registry import Services
 from storage.db import Database
-from storage.repos import messages as messages_repo
 from storage.schema import gateway_tickets, idempotency_records
-from tests.factories import Device, new_device
-
-
-async def _pending(db: Database, device: Device) -> int:
-    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
+from tests.factories import new_device
+from tests.messaging import nothing_more, numbered, pending, send_numbered
 
 
 async def _rows(db: Database, table: Table) -> int:
@@ -29,24 +25,18 @@ async def _rows(db: Database, table: Table) -> int:
     return await db.read(count)
 
 
-async def _send(sender: Device, recipient: Device, count: int) -> None:
-    batch = [Outgoing(recipient.id, f"msg_{i}".encode()) for i in range(count)]
-    assert await sender.client.send_messages(batch) == []
-
-
 @pytest.mark.settings(ttl_days=0)
 async def test_expired_messages_are_never_delivered_and_get_deleted(
     http: httpx.AsyncClient, db: Database, services: Services
 ) -> None:
     recipient = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, recipient, 3)
+    await send_numbered(sender, recipient, 3)
     async with connect_gateway(recipient.client) as gateway:
-        with trio.move_on_after(0.5):
-            pytest.fail(f"an expired message was delivered: {await gateway.next_event()!r}")
+        await nothing_more(gateway)  # expired messages are never delivered
     expired, pruned = await services.messaging.clean_up(inbox_max_size=1000, batch_size=2)
     assert (expired, pruned) == (3, 0)
-    assert await _pending(db, recipient) == 0
+    assert await pending(db, recipient) == 0
 
 
 async def test_inboxes_are_capped_oldest_first(
@@ -55,16 +45,16 @@ async def test_inboxes_are_capped_oldest_first(
     recipient = await new_device(http, one_time_pre_keys=20)
     other = await new_device(http, one_time_pre_keys=20)
     sender = await new_device(http)
-    await _send(sender, recipient, 8)  # one request: one timestamp, ordered by id
-    await _send(sender, other, 3)
+    await send_numbered(sender, recipient, 8)  # one request: one timestamp, ordered by id
+    await send_numbered(sender, other, 3)
     assert await services.messaging.clean_up(inbox_max_size=5, batch_size=100) == (0, 3)
-    assert await _pending(db, recipient) == 5
-    assert await _pending(db, other) == 3
+    assert await pending(db, recipient) == 5
+    assert await pending(db, other) == 3
     async with connect_gateway(recipient.client) as gateway:
         with trio.fail_after(5):
             batch = await gateway.next_event()
     assert isinstance(batch, list)
-    assert [e.message for e in batch] == [f"msg_{i}".encode() for i in range(3, 8)]
+    assert [e.message for e in batch] == [numbered(i) for i in range(3, 8)]
 
 
 @pytest.mark.settings(messaging_idempotency_ttl_secs=1, ws_ticket_ttl_secs=1)
@@ -88,7 +78,7 @@ async def test_expired_idempotency_records_and_tickets_are_deleted(
 async def test_the_worker_prunes_periodically(http: httpx.AsyncClient, db: Database) -> None:
     recipient = await new_device(http)
     sender = await new_device(http)
-    await _send(sender, recipient, 6)
+    await send_numbered(sender, recipient, 6)
     with trio.fail_after(5):
-        while await _pending(db, recipient) > 2:  # noqa: ASYNC110 (state in the database)
+        while await pending(db, recipient) > 2:  # noqa: ASYNC110 (state in the database)
             await trio.sleep(0.1)

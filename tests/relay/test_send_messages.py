@@ -19,9 +19,9 @@ from relay.client import Outgoing
 from relay.server import Listening
 from storage.db import Database
 from storage.ids import MICROS_PER_DAY
-from storage.repos import messages as messages_repo
 from storage.schema import messages
 from tests.factories import Device, new_account, new_device
+from tests.messaging import pending
 from tests.rawhttp import raw_request, upload_head
 
 Code = SendMessageResponseErrorCode
@@ -45,10 +45,6 @@ async def post(
     if key is not None:
         headers["Idempotency-Key"] = key
     return await http.post("/v1/messages", content=body, headers=headers)
-
-
-async def _pending(db: Database, device: Device) -> int:
-    return await db.read(lambda conn: messages_repo.count_for_device(conn, device.id))
 
 
 async def test_message_is_queued_with_server_stamped_fields(
@@ -100,7 +96,7 @@ async def test_structural_failures_come_first_then_unknown_devices(
         (items[3][0], Code.MESSAGE_MISSING, "Missing message payload"),
         (items[0][0], Code.INVALID_DEVICE, "Device not found"),
     ]
-    assert await _pending(db, recipient) == 1
+    assert await pending(db, recipient) == 1
 
 
 async def test_partial_success_in_a_large_batch(http: httpx.AsyncClient, db: Database) -> None:
@@ -109,7 +105,7 @@ async def test_partial_success_in_a_large_batch(http: httpx.AsyncClient, db: Dat
     batch.append(Outgoing(uuid.uuid4(), b"nobody"))
     failed = await sender.client.send_messages(batch)
     assert [f.error_code for f in failed] == [Code.INVALID_DEVICE]
-    assert await _pending(db, recipient) == 49
+    assert await pending(db, recipient) == 49
 
 
 async def test_any_users_device_and_own_devices_are_targets(
@@ -121,8 +117,8 @@ async def test_any_users_device_and_own_devices_are_targets(
         await sender.client.send_messages([Outgoing(sibling.id, b"a"), Outgoing(sender.id, b"b")])
         == []
     )
-    assert await _pending(db, sibling) == 1
-    assert await _pending(db, sender) == 1
+    assert await pending(db, sibling) == 1
+    assert await pending(db, sender) == 1
 
 
 async def test_duplicate_submissions_are_skipped_silently(
@@ -138,12 +134,12 @@ async def test_duplicate_submissions_are_skipped_silently(
     )
     # Across requests and across targets, the (sender device, submission id) pair is spent.
     assert await sender.client.send_messages([Outgoing(second.id, b"c", repeated)]) == []
-    assert await _pending(db, first) == 1
-    assert await _pending(db, second) == 0
+    assert await pending(db, first) == 1
+    assert await pending(db, second) == 0
     # Another sending device may use the same submission id.
     other = await new_device(http)
     await other.client.send_messages([Outgoing(second.id, b"d", repeated)])
-    assert await _pending(db, second) == 1
+    assert await pending(db, second) == 1
 
 
 @pytest.mark.settings(messaging_send_batch_limit=3)
@@ -153,7 +149,7 @@ async def test_batch_limit_is_413_json(http: httpx.AsyncClient, db: Database) ->
     response = await post(http, sender, _request(*items), str(uuid.uuid4()))
     assert response.status_code == 413
     assert response.json() == {"error": "Payload too large"}
-    assert await _pending(db, recipient) == 0
+    assert await pending(db, recipient) == 0
     response = await post(http, sender, _request(*items[:3]), str(uuid.uuid4()))
     assert response.status_code == 200
 
@@ -186,7 +182,7 @@ async def test_content_type_is_not_checked(http: httpx.AsyncClient, db: Database
     headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "text/plain"}
     body = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
     assert (await http.post("/v1/messages", content=body, headers=headers)).status_code == 200
-    assert await _pending(db, recipient) == 1
+    assert await pending(db, recipient) == 1
 
 
 async def test_auth_scope_and_header_checks_in_order(http: httpx.AsyncClient) -> None:
@@ -219,7 +215,7 @@ async def test_replay_returns_the_first_answer_and_queues_nothing(
         retry = await post(http, sender, retry_body, key)
         assert retry.status_code == 200
         assert retry.content == first.content
-    assert await _pending(db, recipient) == 1
+    assert await pending(db, recipient) == 1
 
 
 async def test_key_spellings_name_the_same_key(http: httpx.AsyncClient, db: Database) -> None:
@@ -230,7 +226,7 @@ async def test_key_spellings_name_the_same_key(http: httpx.AsyncClient, db: Data
     other = _request((uuid.uuid4().bytes, recipient.id.bytes, b"y"))
     for spelling in (key.hex, str(key).upper(), f"urn:uuid:{key}"):
         assert (await post(http, sender, other, spelling)).status_code == 200
-    assert await _pending(db, recipient) == 1
+    assert await pending(db, recipient) == 1
 
 
 @pytest.mark.settings(messaging_send_batch_limit=1)
@@ -242,7 +238,7 @@ async def test_errors_are_not_replayed(http: httpx.AsyncClient, db: Database) ->
     assert (await post(http, sender, b"\x00\x01", key)).status_code == 400
     fine = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
     assert (await post(http, sender, fine, key)).status_code == 200
-    assert await _pending(db, recipient) == 1
+    assert await pending(db, recipient) == 1
 
 
 async def test_keys_are_scoped_per_sending_device(http: httpx.AsyncClient, db: Database) -> None:
@@ -250,7 +246,7 @@ async def test_keys_are_scoped_per_sending_device(http: httpx.AsyncClient, db: D
     key = str(uuid.uuid4())
     await post(http, first, _request((uuid.uuid4().bytes, recipient.id.bytes, b"a")), key)
     await post(http, second, _request((uuid.uuid4().bytes, recipient.id.bytes, b"b")), key)
-    assert await _pending(db, recipient) == 2
+    assert await pending(db, recipient) == 2
 
 
 @pytest.mark.settings(messaging_idempotency_ttl_secs=1)
@@ -260,7 +256,7 @@ async def test_keys_expire(http: httpx.AsyncClient, db: Database) -> None:
     await post(http, sender, _request((uuid.uuid4().bytes, recipient.id.bytes, b"a")), key)
     await trio.sleep(1.1)
     await post(http, sender, _request((uuid.uuid4().bytes, recipient.id.bytes, b"b")), key)
-    assert await _pending(db, recipient) == 2
+    assert await pending(db, recipient) == 2
 
 
 async def test_deleted_sender_device_is_401(http: httpx.AsyncClient) -> None:
