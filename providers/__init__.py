@@ -1,2 +1,2 @@
-"""Push providers: HTTP/2 connection pools and the APNs, FCM and HMS senders, plus local
-emulators of those services for tests and benchmarks. Never imports from ``relay``."""
+"""Push providers: an HTTP/2 client pool on trio and h2, APNs / FCM / HMS senders and
+local emulators of the three services. Nothing here imports from :mod:`relay`."""

@@ -1,0 +1,69 @@
+"""Provider-neutral notifications, targets and outcomes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Platform(enum.Enum):
+    """A push service."""
+
+    APNS = "apns"
+    FCM = "fcm"
+    HMS = "hms"
+
+
+class Environment(enum.Enum):
+    """APNs production or sandbox (FCM and HMS have one environment)."""
+
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """What to deliver, before it is shaped for one provider.
+
+    ``data`` values are strings (FCM allows nothing else). ``silent`` makes a background /
+    data-only push; otherwise ``title``/``body`` form a visible alert. ``expires_at`` (Unix
+    seconds) becomes ``apns-expiration`` and the FCM/HMS TTL.
+    """
+
+    data: Mapping[str, str] = field(default_factory=dict)
+    title: str | None = None
+    body: str | None = None
+    sound: str | None = None
+    badge: int | None = None
+    category: str | None = None
+    thread_id: str | None = None
+    silent: bool = False
+    high_priority: bool = True
+    collapse_key: str | None = None
+    expires_at: int | None = None
+    mutable_content: bool = False
+    push_type: str | None = None
+
+
+class Verdict(enum.Enum):
+    """What a provider's answer means for the delivery and the token."""
+
+    SENT = "sent"
+    RETRY = "retry"  # transient: try again later (honouring retry_after)
+    FAILED = "failed"  # permanent for this notification; the token stays
+    UNREGISTERED = "unregistered"  # the token is dead: a safe signal to remove it
+    TOKEN_SUSPECT = "token-suspect"  # noqa: S105 - probably dead, or a misconfiguration: breaker-guarded
+    AUTH_EXPIRED = "auth-expired"  # our cached provider token was refused: refresh, resend
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The classified result of one send."""
+
+    verdict: Verdict
+    reason: str
+    status: int = 0
+    retry_after: float | None = None
+    unregistered_at_ms: int | None = None
+    provider_id: str | None = None

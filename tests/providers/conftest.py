@@ -1,0 +1,36 @@
+"""Fixtures for the provider tests: keys, emulators over TLS, a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from providers.client import PushClient
+from providers.h2pool import PoolConfig
+from tests.pushkit import Emulators, Keys, make_keys, running_emulators
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return make_keys(tmp_path_factory.mktemp("push-keys"))
+
+
+@pytest.fixture
+async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
+    async with running_emulators(keys) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(keys: Keys, emulators: Emulators) -> AsyncIterator[PushClient]:
+    async with trio.open_nursery() as nursery:
+        push = PushClient(
+            nursery,
+            endpoints=emulators.endpoints,
+            pool_config=PoolConfig(connections=2, response_timeout=5.0),
+            ssl_context=keys.client_ssl(),
+        )
+        yield push
+        await push.aclose()
