@@ -133,9 +133,11 @@ class _Connection:
             entry = self._requests.pop(event.stream_id, None)
             if entry is not None and not self._closing:
                 self._dispatch(event.stream_id, entry[0], b"".join(entry[1]), nursery)
-        elif isinstance(event, h2.events.StreamReset):
-            if self._requests.pop(event.stream_id, None) is not None:
-                self._in_flight -= 1
+        elif (
+            isinstance(event, h2.events.StreamReset)
+            and self._requests.pop(event.stream_id, None) is not None
+        ):
+            self._in_flight -= 1
 
     def _dispatch(
         self, stream_id: int, headers: dict[str, str], body: bytes, nursery: trio.Nursery

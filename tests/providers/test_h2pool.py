@@ -16,6 +16,7 @@ from providers.emulators.faults import Fault, FaultKind
 from providers.errors import ConnectFailed, ResponseTimeout
 from providers.h2pool import H2Pool, Origin, PoolConfig, open_pool
 from tests.pushkit import APNS_TOKEN, Keys
+from tests.waiting import until_true
 
 
 class Echo:
@@ -53,11 +54,13 @@ async def echo_pool(
     keys: Keys, options: server.ServerOptions, config: PoolConfig, echo: Echo | None = None
 ) -> AsyncIterator[tuple[H2Pool, Echo]]:
     echo = echo or Echo()
-    async with serving(echo, server_ssl_context(keys.certificate), options) as port:
-        async with open_pool(
+    async with (
+        serving(echo, server_ssl_context(keys.certificate), options) as port,
+        open_pool(
             f"https://localhost:{port}", config=config, ssl_context=keys.client_ssl()
-        ) as pool:
-            yield pool, echo
+        ) as pool,
+    ):
+        yield pool, echo
 
 
 async def test_requests_share_one_tls_connection(keys: Keys) -> None:
@@ -67,7 +70,8 @@ async def test_requests_share_one_tls_connection(keys: Keys) -> None:
             for _ in range(50):
                 nursery.start_soon(pool.request, b"/x", [], b"hello")
         response = await pool.request(b"/x", [], b"hello")
-    assert response.status == 200 and response.body == b"5"
+    assert response.status == 200
+    assert response.body == b"5"
     assert options.connections == 1
     assert pool.connections_opened == 1
 
@@ -76,10 +80,12 @@ async def test_streams_in_flight_follow_the_peers_limit(keys: Keys) -> None:
     options = server.ServerOptions(max_concurrent_streams=3)
     echo = Echo()
     echo.stall = 0.05
-    async with echo_pool(keys, options, PoolConfig(connections=1), echo) as (pool, _):
-        async with trio.open_nursery() as nursery:
-            for _ in range(20):
-                nursery.start_soon(pool.request, b"/x", [], b"")
+    async with (
+        echo_pool(keys, options, PoolConfig(connections=1), echo) as (pool, _),
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(20):
+            nursery.start_soon(pool.request, b"/x", [], b"")
     assert options.peak_streams == 3
     assert len(echo.paths) == 20
 
@@ -89,10 +95,9 @@ async def test_callers_wait_when_every_stream_of_every_connection_is_busy(keys: 
     echo = Echo()
     echo.stall = 0.05
     config = PoolConfig(connections=2, max_streams_per_connection=2)
-    async with echo_pool(keys, options, config, echo) as (pool, _):
-        async with trio.open_nursery() as nursery:
-            for _ in range(16):
-                nursery.start_soon(pool.request, b"/x", [], b"")
+    async with echo_pool(keys, options, config, echo) as (pool, _), trio.open_nursery() as nursery:
+        for _ in range(16):
+            nursery.start_soon(pool.request, b"/x", [], b"")
     assert options.connections == 2
     assert options.peak_streams == 2  # per connection
     assert len(echo.paths) == 16
@@ -150,24 +155,22 @@ async def test_apns_dropping_its_stream_limit_to_one_is_honoured(
             provider_token=tokens.token(credentials),
         )
 
-    async with serving(emulator, server_ssl_context(keys.certificate), options) as port:
-        async with open_pool(
+    async with (
+        serving(emulator, server_ssl_context(keys.certificate), options) as port,
+        open_pool(
             f"https://localhost:{port}",
             config=PoolConfig(connections=1),
             ssl_context=keys.client_ssl(),
-        ) as pool:
-            rejected = await pool.request(*request("bad"))
-            assert rejected.status == 400
-            [connection] = pool._connections
-            with trio.fail_after(2):
-                while connection.available != 1:
-                    await trio.sleep(0.01)
-            emulator.faults.per_token[APNS_TOKEN] = Fault(FaultKind.STALL, seconds=0.05, times=1)
-            accepted = await pool.request(*request(APNS_TOKEN))
-            assert accepted.status == 200
-            with trio.fail_after(2):
-                while connection.available != 100:
-                    await trio.sleep(0.01)
+        ) as pool,
+    ):
+        rejected = await pool.request(*request("bad"))
+        assert rejected.status == 400
+        [connection] = pool._connections
+        await until_true(lambda: connection.available == 1)
+        emulator.faults.per_token[APNS_TOKEN] = Fault(FaultKind.STALL, seconds=0.05, times=1)
+        accepted = await pool.request(*request(APNS_TOKEN))
+        assert accepted.status == 200
+        await until_true(lambda: connection.available == 100)
 
 
 async def test_a_stalled_response_times_out_and_the_connection_stays_usable(keys: Keys) -> None:
@@ -189,9 +192,7 @@ async def test_an_idle_connection_is_pinged(keys: Keys) -> None:
     config = PoolConfig(connections=1, idle_ping_interval=0.1, ping_timeout=1.0)
     async with echo_pool(keys, options, config) as (pool, _):
         await pool.request(b"/x", [], b"")
-        with trio.fail_after(3):
-            while options.pings < 2:
-                await trio.sleep(0.05)
+        await until_true(lambda: options.pings >= 2)
         assert (await pool.request(b"/x", [], b"")).status == 200
     assert pool.connections_opened == 1
 
@@ -200,19 +201,21 @@ async def test_a_server_without_h2_alpn_is_refused(keys: Keys) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(keys.certificate.cert, keys.certificate.key)
     context.set_alpn_protocols(["http/1.1"])
-    async with serving(Echo(), context, server.ServerOptions()) as port:
-        async with open_pool(f"https://localhost:{port}", ssl_context=keys.client_ssl()) as pool:
-            with pytest.raises(ConnectFailed):
-                await pool.request(b"/x", [], b"")
+    async with (
+        serving(Echo(), context, server.ServerOptions()) as port,
+        open_pool(f"https://localhost:{port}", ssl_context=keys.client_ssl()) as pool,
+    ):
+        with pytest.raises(ConnectFailed):
+            await pool.request(b"/x", [], b"")
 
 
 async def test_an_untrusted_certificate_is_refused(keys: Keys) -> None:
-    async with serving(
-        Echo(), server_ssl_context(keys.certificate), server.ServerOptions()
-    ) as port:
-        async with open_pool(f"https://localhost:{port}") as pool:
-            with pytest.raises(ConnectFailed):
-                await pool.request(b"/x", [], b"")
+    async with (
+        serving(Echo(), server_ssl_context(keys.certificate), server.ServerOptions()) as port,
+        open_pool(f"https://localhost:{port}") as pool,
+    ):
+        with pytest.raises(ConnectFailed):
+            await pool.request(b"/x", [], b"")
 
 
 async def test_a_closed_port_fails_to_connect() -> None:
@@ -226,9 +229,11 @@ async def test_a_closed_port_fails_to_connect() -> None:
 
 
 async def test_cleartext_h2c_when_asked_for() -> None:
-    async with serving(Echo(), None, server.ServerOptions()) as port:
-        async with open_pool(f"http://127.0.0.1:{port}") as pool:
-            response = await pool.request(b"/x", [], b"abc")
+    async with (
+        serving(Echo(), None, server.ServerOptions()) as port,
+        open_pool(f"http://127.0.0.1:{port}") as pool,
+    ):
+        response = await pool.request(b"/x", [], b"abc")
     assert response.body == b"3"
 
 
