@@ -22,6 +22,7 @@ PAYLOAD_LIMIT = 4096
 VOIP_PAYLOAD_LIMIT = 5120
 COLLAPSE_ID_LIMIT = 64
 TOKEN_REUSE_SECS = 50 * 60
+ENCRYPTED_PLACEHOLDER = "New notification"
 PRODUCTION_URL = "https://api.push.apple.com"
 DEVELOPMENT_URL = "https://api.sandbox.push.apple.com"
 
@@ -80,6 +81,9 @@ def payload(message: PushMessage) -> dict[str, object]:
     aps: dict[str, object] = {}
     if message.silent:
         aps["content-available"] = 1
+    elif message.encrypted:
+        aps["alert"] = {"title": ENCRYPTED_PLACEHOLDER}
+        aps["mutable-content"] = 1
     else:
         alert = {k: v for k, v in (("title", message.title), ("body", message.body)) if v}
         if alert:

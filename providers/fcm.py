@@ -107,7 +107,10 @@ def build_message(message: PushMessage, token: str, *, now: int) -> dict[str, An
     if message.collapse_key:
         android["collapse_key"] = message.collapse_key
     aps: dict[str, Any] = {"content-available": 1} if message.silent else {}
-    if message.mutable_content:
+    if message.encrypted and not message.silent:
+        aps["alert"] = {"title": "New notification"}
+        aps["mutable-content"] = 1
+    elif message.mutable_content:
         aps["mutable-content"] = 1
     apns_headers = {
         "apns-priority": "10" if message.high_priority and not message.silent else "5",
@@ -121,7 +124,7 @@ def build_message(message: PushMessage, token: str, *, now: int) -> dict[str, An
         "android": android,
         "apns": {"headers": apns_headers, "payload": {"aps": aps}},
     }
-    if not message.silent and (message.title or message.body):
+    if not message.silent and not message.encrypted and (message.title or message.body):
         body["notification"] = {
             k: v for k, v in (("title", message.title), ("body", message.body)) if v
         }

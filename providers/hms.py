@@ -65,7 +65,7 @@ def build_request(
     if message.collapse_key:
         android["bi_tag"] = message.collapse_key
     body: dict[str, Any] = {"token": [token], "android": android}
-    if message.silent or not (message.title or message.body):
+    if message.silent or message.encrypted or not (message.title or message.body):
         body["data"] = data
     else:
         android["notification"] = {

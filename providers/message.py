@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -44,6 +46,31 @@ class PushMessage:
     expires_at: int | None = None
     mutable_content: bool = False
     push_type: str | None = None
+    # End-to-end encrypted: ``data`` holds ``encrypted_data``. APNs then shows a
+    # placeholder alert for the Notification Service Extension; FCM/HMS send data only.
+    encrypted: bool = False
+
+    def to_json(self) -> str:
+        """The message as stored in a push job."""
+        default = _DEFAULT
+        fields = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
+        if "data" in fields:
+            fields["data"] = dict(fields["data"])
+        return json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> PushMessage:
+        """Read a message written by :meth:`to_json`."""
+        fields = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in fields.items() if k in known})
+
+
+_DEFAULT = PushMessage()
 
 
 class Verdict(enum.Enum):

@@ -78,7 +78,9 @@ def _serve(settings: Settings) -> int:
     runtime = prepare(settings)
     db = open_database(settings, runtime)
     try:
-        services = build_services(settings, db, runtime.jwt_secret, runtime.blob_root)
+        services = build_services(
+            settings, db, runtime.jwt_secret, runtime.blob_root, push_key=runtime.push_key
+        )
         shutdown = trio.Event()
         trio.run(partial(run_server, settings, services, shutdown=shutdown, handle_signals=True))
     finally:

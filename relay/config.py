@@ -276,6 +276,57 @@ class Settings:
         50, "invalid tokens removed per batch", minimum=1
     )
 
+    fcm_project_id: str | None = _setting(
+        None, "Obscura compatibility: FCM project of the wake-up app (with the credentials file)"
+    )
+    fcm_credentials_file: str | None = _setting(
+        None, "Obscura compatibility: service-account JSON file installed as the wake-up app's FCM"
+    )
+    fcm_ttl_secs: int = _setting(
+        86400, "lifetime of a wake-up push at the provider", minimum=0, maximum=2419200
+    )
+
+    # --- push core -----------------------------------------------------------------------
+    push_wakeup_app: str = _setting(
+        "relay", "name of the push app whose credentials send relay wake-ups"
+    )
+    push_credentials_key: str | None = _setting(
+        None,
+        "base64 32-byte key sealing provider credentials and push keys "
+        "(default: generated in the data directory)",
+        secret=True,
+    )
+    push_apns_production_url: str = _setting(
+        "https://api.push.apple.com", "APNs production endpoint"
+    )
+    push_apns_development_url: str = _setting(
+        "https://api.sandbox.push.apple.com", "APNs sandbox endpoint"
+    )
+    push_fcm_url: str = _setting("https://fcm.googleapis.com", "FCM HTTP v1 endpoint")
+    push_fcm_token_url: str = _setting(
+        "https://oauth2.googleapis.com/token", "Google OAuth2 token endpoint"
+    )
+    push_hms_url: str = _setting("https://push-api.cloud.huawei.com", "HMS Push Kit endpoint")
+    push_hms_token_url: str = _setting(
+        "https://oauth-login.cloud.huawei.com/oauth2/v3/token", "Huawei OAuth2 token endpoint"
+    )
+    push_ca_file: str | None = _setting(
+        None, "extra CA certificates to trust for providers (the emulators' certificate)"
+    )
+    push_connections: int = _setting(2, "HTTP/2 connections per provider pool", minimum=1)
+    push_max_streams_per_connection: int = _setting(
+        250, "our cap on concurrent streams per connection", minimum=1
+    )
+    push_connect_timeout_secs: int = _setting(10, "provider connect timeout", minimum=1)
+    push_response_timeout_secs: int = _setting(30, "provider response timeout", minimum=1)
+    push_idle_ping_secs: int = _setting(60, "PING a provider connection idle this long", minimum=1)
+    push_max_attempts: int = _setting(5, "delivery attempts before a push fails", minimum=1)
+    push_retry_base_ms: int = _setting(1000, "first retry delay (doubles, with jitter)", minimum=1)
+    push_retry_max_secs: int = _setting(300, "longest retry delay", minimum=1)
+    push_job_retention_secs: int = _setting(
+        86400, "how long finished push jobs (and their status) are kept", minimum=0
+    )
+
     # --- health --------------------------------------------------------------------------
     health_db_timeout_ms: int = _setting(2000, "/readyz database check timeout", minimum=1)
     health_storage_timeout_ms: int = _setting(2000, "/readyz blob-store check timeout", minimum=1)

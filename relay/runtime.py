@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
+from relay.crypto.sealing import new_key, parse_key
 from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.migrate import current_revision, head_revision, upgrade
 
 log = logging.getLogger("relay")
 
 DEV_SECRET_FILE = "jwt-secret"  # noqa: S105 (a file name)
+PUSH_KEY_FILE = "push-credentials-key"
 MIN_SECRET_BYTES = 32
 
 
@@ -28,6 +30,7 @@ class Runtime:
     blob_root: Path
     database_url: str
     jwt_secret: bytes
+    push_key: bytes
 
 
 def database_url(settings: Settings, data_dir: Path) -> str:
@@ -79,6 +82,29 @@ def resolve_jwt_secret(settings: Settings, data_dir: Path) -> bytes:
     return explicit.encode()
 
 
+def resolve_push_key(settings: Settings, data_dir: Path) -> bytes:
+    """The key sealing push credentials and push keys: the setting, else a key generated
+    once and kept (mode 0600) in the data directory. Losing it makes stored provider
+    credentials and push keys unreadable."""
+    if settings.push_credentials_key is not None:
+        try:
+            return parse_key(settings.push_credentials_key)
+        except ValueError as error:
+            raise SettingError(f"RELAY_PUSH_CREDENTIALS_KEY: {error}") from None
+    path = data_dir / PUSH_KEY_FILE
+    if path.exists():
+        try:
+            return parse_key(path.read_text("ascii"))
+        except ValueError as error:
+            raise SettingError(f"{path}: {error}") from None
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(key).decode("ascii") + "\n")
+    log.info("generated the push credentials key in %s (back it up)", path)
+    return key
+
+
 def prepare(settings: Settings) -> Runtime:
     """Create the data directory, resolve the database URL and the JWT secret."""
     data_dir = Path(settings.data_dir).expanduser().resolve()
@@ -89,6 +115,7 @@ def prepare(settings: Settings) -> Runtime:
         blob_root=blob_root,
         database_url=database_url(settings, data_dir),
         jwt_secret=resolve_jwt_secret(settings, data_dir),
+        push_key=resolve_push_key(settings, data_dir),
     )
 
 

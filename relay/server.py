@@ -9,6 +9,7 @@ to stop and get the same grace period to finish, and only then is anything cance
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from hypercorn.config import Config as HypercornConfig
 
 from relay.api.ops import ManagementApp
 from relay.app import create_api_app
-from relay.config import Settings
+from relay.config import SettingError, Settings
+from relay.errors import InvalidInput
 from relay.http_server import OpenConnections, serve_http
 from relay.services.registry import Services
 from relay.workers import background_workers
@@ -49,6 +51,33 @@ def _hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
     return config
 
 
+async def install_obscura_fcm(settings: Settings, services: Services) -> None:
+    """Obscura compatibility: ``FCM_CREDENTIALS_FILE`` (with ``FCM_PROJECT_ID``) becomes
+    the FCM credentials of the wake-up app."""
+    path = settings.fcm_credentials_file
+    if not path:
+        return
+    try:
+        text = await trio.Path(path).read_text()
+    except OSError as error:
+        raise SettingError(f"RELAY_FCM_CREDENTIALS_FILE: cannot read {path}: {error}") from None
+    try:
+        project = json.loads(text).get("project_id")
+    except (ValueError, AttributeError):
+        project = None
+    if settings.fcm_project_id and project != settings.fcm_project_id:
+        raise SettingError(
+            f"RELAY_FCM_PROJECT_ID is {settings.fcm_project_id!r} but the credentials file "
+            f"belongs to {project!r}"
+        )
+    await services.push_apps.ensure(settings.push_wakeup_app)
+    try:
+        await services.push_apps.set_fcm(settings.push_wakeup_app, text)
+    except InvalidInput as error:
+        raise SettingError(f"RELAY_FCM_CREDENTIALS_FILE: {error.message}") from None
+    log.info("FCM credentials of push app %r set from %s", settings.push_wakeup_app, path)
+
+
 async def _close_gateway_on(shutdown: trio.Event, services: Services) -> None:
     await shutdown.wait()
     services.gateway.shut_down()
@@ -72,6 +101,7 @@ async def run_server(
 ) -> None:
     """Serve until ``shutdown`` is set (or a signal arrives), then stop gracefully."""
     stopping = trio.Event()
+    await install_obscura_fcm(settings, services)
     async with trio.open_nursery() as root:
         if handle_signals:
             root.start_soon(_watch_signals, shutdown)
@@ -79,6 +109,7 @@ async def run_server(
         async with trio.open_nursery() as workers:
             for worker in [*background_workers(settings, services), services.acks.run]:
                 workers.start_soon(worker, stopping)
+            await workers.start(partial(services.push.run, stopping))
             async with trio.open_nursery() as listeners:
                 api = create_api_app(settings, services)
                 api_binds = await listeners.start(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from storage.types import UUIDType
@@ -163,7 +164,72 @@ push_tokens = Table(
     Column("device_id", UUIDType, _device_fk(), primary_key=True),
     Column("token", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("platform", String(8), nullable=False, server_default="fcm"),
+    Column("environment", String(16), nullable=False, server_default="production"),
+    # The device's end-to-end push key (Zulip format), sealed with the server key.
+    Column("push_key", LargeBinary, nullable=True),
+    CheckConstraint("platform IN ('apns', 'fcm', 'hms')", name="platform"),
+    CheckConstraint("environment IN ('production', 'development')", name="environment"),
     Index(None, "token"),
+)
+
+push_apps = Table(
+    "push_apps",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per configured provider of an app: public settings as JSON, the secret part
+# (APNs key, service account, client secret) sealed with the server key.
+push_app_credentials = Table(
+    "push_app_credentials",
+    metadata,
+    Column("app_id", UUIDType, ForeignKey("push_apps.id", ondelete="CASCADE"), nullable=False),
+    Column("platform", String(8), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("app_id", "platform"),
+    CheckConstraint("platform IN ('apns', 'fcm', 'hms')", name="platform"),
+)
+
+# The durable push queue. A job is due when PENDING and next_attempt_at has passed;
+# leasing it pushes next_attempt_at out by the visibility timeout and stamps a lease,
+# so a worker that dies mid-send only delays the job. Relay wake-ups carry a device and
+# a coalesce key (one PENDING wake-up per device); the token is read when sent.
+push_jobs = Table(
+    "push_jobs",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("app_id", UUIDType, ForeignKey("push_apps.id", ondelete="CASCADE"), nullable=True),
+    Column("device_id", UUIDType, _device_fk(), nullable=True),
+    Column("platform", String(8), nullable=True),
+    Column("environment", String(16), nullable=True),
+    Column("token", Text, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("coalesce_key", String(100), nullable=True),
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "state", "updated_at"),
+    Index(
+        "uq_push_jobs_pending_coalesce_key",
+        "coalesce_key",
+        unique=True,
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
 )
 
 gateway_tickets = Table(

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import trio
+from sqlalchemy.engine import Connection
 
 from storage.db import Database
 from storage.errors import StorageError
@@ -33,9 +35,16 @@ class AckBatcher:
     """Collects acknowledgements and deletes them in shared batches."""
 
     def __init__(
-        self, db: Database, *, batch_size: int, flush_interval: float, capacity: int
+        self,
+        db: Database,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        capacity: int,
+        on_flush: Callable[[Connection, set[uuid.UUID]], object] | None = None,
     ) -> None:
         self._db = db
+        self._on_flush = on_flush
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._capacity = max(capacity, batch_size)
@@ -101,13 +110,18 @@ class AckBatcher:
                 await self._work.wait()
             self._work = trio.Event()
 
+    def _delete(self, conn: Connection, batch: list[Pair]) -> None:
+        messages.delete_acknowledged(conn, batch)
+        if self._on_flush is not None:
+            self._on_flush(conn, {device_id for device_id, _ in batch})
+
     async def _delete_batch(self) -> None:
         batch = self._pending[: max(self._batch_size, self._capacity)]
         del self._pending[: len(batch)]
         self._urgent = len(self._pending) >= self._batch_size
         self._batch_started_at = trio.current_time() if self._pending else None
         try:
-            await self._db.write(lambda conn: messages.delete_acknowledged(conn, batch))
+            await self._db.write(partial(self._delete, batch=batch))
             self.statements += 1
         except StorageError as error:
             # The messages stay queued and are delivered again: at-least-once holds.

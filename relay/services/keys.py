@@ -13,6 +13,7 @@ from relay.crypto.keys import KeyFormatError, parse_public_key, parse_signature
 from relay.errors import AuthenticationFailed, InvalidInput, NotFound
 from relay.gateway.hub import Hub
 from relay.services.principal import Principal
+from relay.services.push.wakeups import Wakeups
 from storage.db import Database
 from storage.ids import now_us
 from storage.repos import keys, messages
@@ -99,9 +100,18 @@ def check_batch_size(upload: KeyUpload, limit: int) -> None:
 class KeyService:
     """Uploads and serves pre-key material."""
 
-    def __init__(self, db: Database, hub: Hub, *, max_pre_keys: int, refill_threshold: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        *,
+        max_pre_keys: int,
+        refill_threshold: int,
+        wakeups: Wakeups | None = None,
+    ) -> None:
         self._db = db
         self._hub = hub
+        self._wakeups = wakeups
         self._max_pre_keys = max_pre_keys
         self.refill_threshold = refill_threshold
 
@@ -169,12 +179,17 @@ class KeyService:
         """One bundle per device of ``user_id``, each consuming one one-time pre-key."""
         principal.require_device()
 
+        threshold = self.refill_threshold
+
         def work(conn: Connection) -> list[FetchedBundle]:
             fetched = []
             for bundle in keys.bundles_for_user(conn, user_id):
                 taken = keys.take_one_time(conn, bundle.device_id)
                 remaining = keys.count_one_time(conn, bundle.device_id)
                 fetched.append(FetchedBundle(bundle, taken, remaining))
+            low = [f.bundle.device_id for f in fetched if f.remaining_one_time_pre_keys < threshold]
+            if low and self._wakeups is not None:
+                self._wakeups.schedule(conn, low, now=now_us())
             return fetched
 
         bundles = await self._db.write(work)

@@ -18,6 +18,7 @@ from relay.errors import AuthenticationFailed, InvalidInput, PayloadTooLarge, Re
 from relay.gateway.hub import Hub
 from relay.parsing import parse_uuid
 from relay.services.principal import Principal
+from relay.services.push.wakeups import Wakeups
 from storage.db import Database
 from storage.ids import MICROS_PER_DAY, MICROS_PER_SECOND, now_us, uuid7
 from storage.repos import devices, idempotency, messages
@@ -82,9 +83,11 @@ class MessagingService:
         batch_limit: int,
         ttl_days: int,
         idempotency_ttl_secs: int,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._db = db
         self._hub = hub
+        self._wakeups = wakeups
         self._batch_limit = batch_limit
         self._ttl_us = ttl_days * MICROS_PER_DAY
         self._idempotency_ttl_us = idempotency_ttl_secs * MICROS_PER_SECOND
@@ -158,6 +161,8 @@ class MessagingService:
                 created_at=now,
                 expires_at=now + self._ttl_us,
             )
+            if woken and self._wakeups is not None:
+                self._wakeups.schedule(conn, woken, now=now)
             response = bytes(
                 SendMessageResponse(failed_submissions=[f.proto() for f in failures + missing])
             )

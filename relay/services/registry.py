@@ -7,9 +7,12 @@ from pathlib import Path
 
 import trio
 
+from providers.client import Endpoints
+from providers.h2pool import PoolConfig
 from relay.config import Settings
 from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
+from relay.crypto.sealing import Vault, new_key
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import LocalHub
 from relay.gateway.session import Gateway, GatewayConfig
@@ -19,6 +22,10 @@ from relay.services.devices import DeviceService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
+from relay.services.push.apps import AppService
+from relay.services.push.retry import RetryPolicy
+from relay.services.push.service import PushConfig, PushService
+from relay.services.push.wakeups import Wakeups
 from relay.services.push_tokens import PushTokenService
 from relay.services.sessions import SessionIssuer, SessionService
 from relay.services.tickets import TicketService
@@ -38,6 +45,9 @@ class Services:
     devices: DeviceService
     keys: KeyService
     push_tokens: PushTokenService
+    push_apps: AppService
+    push: PushService
+    wakeups: Wakeups
     messaging: MessagingService
     tickets: TicketService
     attachments: AttachmentService
@@ -49,18 +59,74 @@ class Services:
     blobs: BlobStore
 
 
+def push_config(settings: Settings) -> PushConfig:
+    """The push core's configuration from ``settings``."""
+    pool = PoolConfig(
+        connections=settings.push_connections,
+        max_streams_per_connection=settings.push_max_streams_per_connection,
+        connect_timeout=float(settings.push_connect_timeout_secs),
+        response_timeout=float(settings.push_response_timeout_secs),
+        idle_ping_interval=float(settings.push_idle_ping_secs),
+    )
+    return PushConfig(
+        endpoints=Endpoints(
+            apns_production=settings.push_apns_production_url,
+            apns_development=settings.push_apns_development_url,
+            fcm=settings.push_fcm_url,
+            fcm_token=settings.push_fcm_token_url,
+            hms=settings.push_hms_url,
+            hms_token=settings.push_hms_token_url,
+        ),
+        pool=pool,
+        ca_file=settings.push_ca_file,
+        concurrency=settings.notifications_worker_concurrency,
+        poll_interval=float(settings.notifications_worker_interval_secs),
+        # A lease must outlive the slowest send, or a slow job would be sent twice.
+        visibility_secs=float(
+            max(
+                settings.notifications_visibility_timeout_secs,
+                settings.push_connect_timeout_secs + settings.push_response_timeout_secs + 5,
+            )
+        ),
+        retry=RetryPolicy(
+            base_secs=settings.push_retry_base_ms / 1000,
+            cap_secs=float(settings.push_retry_max_secs),
+            max_attempts=settings.push_max_attempts,
+        ),
+        wakeup_app=settings.push_wakeup_app,
+        invalid_token_batch=settings.notifications_invalid_token_cleanup_batch_size,
+        invalid_token_interval=float(settings.notifications_invalid_token_cleanup_interval_secs),
+        retention_secs=settings.push_job_retention_secs,
+    )
+
+
 def build_services(
-    settings: Settings, db: Database, jwt_secret: bytes, blob_root: Path
+    settings: Settings,
+    db: Database,
+    jwt_secret: bytes,
+    blob_root: Path,
+    *,
+    push_key: bytes | None = None,
+    push: PushConfig | None = None,
 ) -> Services:
-    """Wire the services for ``settings``."""
+    """Wire the services for ``settings`` (``push_key``: the server key sealing push
+    secrets; a random one when not given, as in tests)."""
     hub = LocalHub()
     blobs = FilesystemBlobStore(blob_root)
+    vault = Vault(push_key or new_key())
+    wakeups = Wakeups(
+        delay_secs=settings.notifications_push_delay_secs,
+        ttl_secs=settings.fcm_ttl_secs,
+        max_attempts=settings.push_max_attempts,
+    )
     acks = AckBatcher(
         db,
         batch_size=settings.ws_ack_batch_size,
         flush_interval=settings.ws_ack_flush_interval_ms / 1000,
         capacity=settings.ws_ack_buffer_size,
+        on_flush=wakeups.cancel,
     )
+    push_apps = AppService(db, vault)
     issuer = SessionIssuer(
         JwtCodec(jwt_secret),
         token_ttl_secs=settings.auth_token_ttl_secs,
@@ -97,14 +163,19 @@ def build_services(
             hub,
             max_pre_keys=settings.pre_keys_max,
             refill_threshold=settings.pre_key_refill_threshold,
+            wakeups=wakeups,
         ),
-        push_tokens=PushTokenService(db),
+        push_tokens=PushTokenService(db, vault),
+        push_apps=push_apps,
+        push=PushService(db, push_apps, vault, wakeups, push or push_config(settings)),
+        wakeups=wakeups,
         messaging=MessagingService(
             db,
             hub,
             batch_limit=settings.messaging_send_batch_limit,
             ttl_days=settings.ttl_days,
             idempotency_ttl_secs=settings.messaging_idempotency_ttl_secs,
+            wakeups=wakeups,
         ),
         tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs),
         attachments=AttachmentService(
@@ -142,6 +213,7 @@ def build_services(
                 ping_interval=max(1, settings.ws_ping_interval_secs),
                 ping_timeout=settings.ws_ping_timeout_secs,
             ),
+            wakeups=wakeups,
         ),
         blobs=blobs,
     )

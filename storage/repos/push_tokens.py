@@ -3,19 +3,97 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from storage.repos._dialect import upsert
 from storage.schema import push_tokens
 
 
-def put(conn: Connection, device_id: uuid.UUID, token: str, *, now: int) -> None:
+@dataclass(frozen=True, slots=True)
+class PushTokenRow:
+    """A device's push registration."""
+
+    device_id: uuid.UUID
+    token: str
+    platform: str
+    environment: str
+    push_key: bytes | None
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Remove ``token`` unless it was registered (again) at or after ``before``."""
+
+    token: str
+    before: int
+
+
+def put(
+    conn: Connection,
+    device_id: uuid.UUID,
+    token: str,
+    *,
+    now: int,
+    platform: str = "fcm",
+    environment: str = "production",
+    push_key: bytes | None = None,
+) -> None:
     """Set the device's token, replacing any previous one."""
     upsert(
         conn,
         push_tokens,
-        {"device_id": device_id, "token": token, "updated_at": now},
+        {
+            "device_id": device_id,
+            "token": token,
+            "updated_at": now,
+            "platform": platform,
+            "environment": environment,
+            "push_key": push_key,
+        },
         key=("device_id",),
-        update=("token", "updated_at"),
+        update=("token", "updated_at", "platform", "environment", "push_key"),
     )
+
+
+def of_devices(conn: Connection, device_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PushTokenRow]:
+    """The registrations of those devices that have one."""
+    if not device_ids:
+        return {}
+    rows = conn.execute(select(push_tokens).where(push_tokens.c.device_id.in_(device_ids)))
+    return {
+        row.device_id: PushTokenRow(
+            row.device_id, row.token, row.platform, row.environment, row.push_key, row.updated_at
+        )
+        for row in rows
+    }
+
+
+def devices_with_tokens(conn: Connection, device_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Those of ``device_ids`` that have a push token."""
+    if not device_ids:
+        return []
+    rows = conn.execute(
+        select(push_tokens.c.device_id).where(push_tokens.c.device_id.in_(device_ids))
+    )
+    return [row[0] for row in rows]
+
+
+def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
+    """Compare-and-clear: delete each token not registered since its ``before`` time."""
+    if not removals:
+        return 0
+    statement = delete(push_tokens).where(
+        and_(
+            push_tokens.c.token == bindparam("b_token"),
+            push_tokens.c.updated_at < bindparam("b_before"),
+        )
+    )
+    result = conn.execute(
+        statement, [{"b_token": item.token, "b_before": item.before} for item in removals]
+    )
+    return max(result.rowcount, 0)

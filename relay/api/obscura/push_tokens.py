@@ -16,5 +16,11 @@ def register(bp: Blueprint, services: Services) -> None:
     async def put_push_token() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, PushTokenRequest)
-        await services.push_tokens.put(principal, body.token)
+        await services.push_tokens.put(
+            principal,
+            body.token,
+            platform=body.platform,
+            environment=body.environment,
+            push_key=body.push_key,
+        )
         return empty_response()

@@ -88,7 +88,10 @@ class PreKeyUploadRequest(KeyMaterialBody, kw_only=True, rename="camel"):
     registration_id: Int32 | None = None
 
 
-class PushTokenRequest(msgspec.Struct, kw_only=True):
-    """``PUT /v1/push-tokens``."""
+class PushTokenRequest(msgspec.Struct, kw_only=True, rename="camel"):
+    """``PUT /v1/push-tokens`` (``platform``, ``environment``, ``pushKey``: our additions)."""
 
     token: str
+    platform: str | None = None
+    environment: str | None = None
+    push_key: str | None = None

@@ -1,0 +1,79 @@
+"""Batched removal of tokens the providers declared dead (compare-and-clear).
+
+Removals are buffered and flushed in one ``executemany`` when ``batch_size`` are waiting
+or every ``interval`` seconds, and once more at shutdown. Each removal only deletes the
+token if it was not registered again since the send that found it dead.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+
+from storage.db import Database
+from storage.errors import StorageError
+from storage.repos import push_tokens
+from storage.repos.push_tokens import Removal
+
+log = logging.getLogger("relay.push")
+
+# add() waits (back-pressure on deliveries) beyond this many batches of backlog.
+_BACKLOG_BATCHES = 10
+
+
+class TokenInvalidator:
+    """See the module docstring."""
+
+    def __init__(self, db: Database, *, batch_size: int, interval: float) -> None:
+        self._db = db
+        self._batch_size = batch_size
+        self._interval = interval
+        self._pending: list[Removal] = []
+        self._full = trio.Event()
+        self._drained = trio.Event()
+        self.removed = 0
+        self.flushes = 0
+
+    async def add(self, removal: Removal) -> None:
+        """Queue a removal; waits while the backlog is too long."""
+        while len(self._pending) >= self._batch_size * _BACKLOG_BATCHES:
+            await self._drained.wait()
+        self._pending.append(removal)
+        if len(self._pending) >= self._batch_size:
+            self._full.set()
+
+    async def run(self, stopping: trio.Event) -> None:
+        """Flush periodically until ``stopping``, then flush what is left."""
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await stopping.wait()
+                self._full.set()
+
+            nursery.start_soon(watch)
+            while not stopping.is_set():
+                with trio.move_on_after(self._interval):
+                    await self._full.wait()
+                self._full = trio.Event()
+                await self.flush()
+            nursery.cancel_scope.cancel()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Remove everything queued so far."""
+        while self._pending:
+            batch = self._pending[: self._batch_size]
+            del self._pending[: len(batch)]
+            try:
+                removed = await self._db.write(
+                    partial(push_tokens.remove_unless_renewed, removals=batch)
+                )
+            except StorageError as error:
+                log.warning("could not remove %d dead push tokens: %s", len(batch), error)
+                continue
+            self.removed += removed
+            self.flushes += 1
+            self._drained.set()
+            self._drained = trio.Event()

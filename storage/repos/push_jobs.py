@@ -1,0 +1,296 @@
+"""The durable push queue (see the ``push_jobs`` table in :mod:`storage.schema`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from storage.ids import uuid7
+from storage.schema import push_jobs
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+_WAKEUP_PREFIX = "wakeup:"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A delivery to queue."""
+
+    app_id: uuid.UUID | None
+    platform: str
+    environment: str
+    token: str
+    message: str
+    expires_at: int | None = None
+    coalesce_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    """A job a worker now owns until its lease runs out."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID | None
+    device_id: uuid.UUID | None
+    platform: str | None
+    environment: str | None
+    token: str | None
+    message: str | None
+    attempts: int
+    max_attempts: int
+    expires_at: int | None
+    lease: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What became of a leased job."""
+
+    id: uuid.UUID
+    lease: int
+    state: str
+    reason: str | None
+    next_attempt_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's recorded status."""
+
+    id: uuid.UUID
+    state: str
+    attempts: int
+    reason: str | None
+    next_attempt_at: int
+    updated_at: int
+
+
+def wakeup_key(device_id: uuid.UUID) -> str:
+    """The coalesce key of a device's wake-up."""
+    return f"{_WAKEUP_PREFIX}{device_id}"
+
+
+def _insert_ignoring_pending_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = module.insert(push_jobs).on_conflict_do_nothing(
+        index_elements=["coalesce_key"], index_where=push_jobs.c.state == PENDING
+    )
+    conn.execute(statement, rows)
+
+
+def enqueue(
+    conn: Connection, jobs: Sequence[NewJob], *, now: int, max_attempts: int
+) -> list[uuid.UUID]:
+    """Queue ``jobs`` due now; a job whose coalesce key is already pending is dropped."""
+    ids = [uuid7() for _ in jobs]
+    rows = [
+        {
+            "id": job_id,
+            "app_id": job.app_id,
+            "device_id": None,
+            "platform": job.platform,
+            "environment": job.environment,
+            "token": job.token,
+            "message": job.message,
+            "coalesce_key": job.coalesce_key,
+            "state": PENDING,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "next_attempt_at": now,
+            "lease": None,
+            "expires_at": job.expires_at,
+            "reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for job_id, job in zip(ids, jobs, strict=True)
+    ]
+    if rows:
+        _insert_ignoring_pending_duplicates(conn, rows)
+    return ids
+
+
+def schedule_wakeups(
+    conn: Connection,
+    device_ids: Sequence[uuid.UUID],
+    *,
+    now: int,
+    due: int,
+    expires_at: int,
+    max_attempts: int,
+) -> None:
+    """One pending wake-up per device, due at ``due``; an existing one keeps its time."""
+    if not device_ids:
+        return
+    rows = [
+        {
+            "id": uuid7(),
+            "app_id": None,
+            "device_id": device_id,
+            "platform": None,
+            "environment": None,
+            "token": None,
+            "message": None,
+            "coalesce_key": wakeup_key(device_id),
+            "state": PENDING,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "next_attempt_at": due,
+            "lease": None,
+            "expires_at": expires_at,
+            "reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for device_id in sorted(set(device_ids))
+    ]
+    _insert_ignoring_pending_duplicates(conn, rows)
+
+
+def cancel_wakeups(conn: Connection, device_ids: Sequence[uuid.UUID]) -> int:
+    """Drop the devices' pending wake-ups that no worker is sending right now."""
+    if not device_ids:
+        return 0
+    keys = [wakeup_key(device_id) for device_id in set(device_ids)]
+    result = conn.execute(
+        delete(push_jobs).where(
+            push_jobs.c.coalesce_key.in_(keys),
+            push_jobs.c.state == PENDING,
+            push_jobs.c.lease.is_(None),
+        )
+    )
+    return result.rowcount
+
+
+def lease(
+    conn: Connection, *, now: int, limit: int, visibility_us: int, lease_id: int
+) -> tuple[list[LeasedJob], int]:
+    """Take up to ``limit`` due jobs; also fail the due jobs that already expired.
+
+    Returns the leased jobs and how many expired. On PostgreSQL competing workers skip
+    each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one writer at a time.
+    """
+    expired = conn.execute(
+        update(push_jobs)
+        .where(
+            push_jobs.c.state == PENDING,
+            push_jobs.c.next_attempt_at <= now,
+            push_jobs.c.expires_at < now,
+        )
+        .values(state=FAILED, reason="expired before delivery", lease=None, updated_at=now)
+    ).rowcount
+    due = (
+        select(push_jobs.c.id)
+        .where(push_jobs.c.state == PENDING, push_jobs.c.next_attempt_at <= now)
+        .order_by(push_jobs.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = [row[0] for row in conn.execute(due)]
+    if not ids:
+        return [], expired
+    conn.execute(
+        update(push_jobs)
+        .where(push_jobs.c.id.in_(ids))
+        .values(
+            next_attempt_at=now + visibility_us,
+            lease=lease_id,
+            attempts=push_jobs.c.attempts + 1,
+            updated_at=now,
+        )
+    )
+    rows = conn.execute(select(push_jobs).where(push_jobs.c.id.in_(ids)))
+    jobs = [
+        LeasedJob(
+            row.id,
+            row.app_id,
+            row.device_id,
+            row.platform,
+            row.environment,
+            row.token,
+            row.message,
+            row.attempts,
+            row.max_attempts,
+            row.expires_at,
+            row.lease,
+            row.created_at,
+        )
+        for row in rows
+    ]
+    jobs.sort(key=lambda job: ids.index(job.id))
+    return jobs, expired
+
+
+def record(conn: Connection, results: Sequence[JobResult], *, now: int) -> int:
+    """Store outcomes of leased jobs; a result whose lease was lost is ignored."""
+    if not results:
+        return 0
+    statement = (
+        update(push_jobs)
+        .where(and_(push_jobs.c.id == bindparam("b_id"), push_jobs.c.lease == bindparam("b_lease")))
+        .values(
+            state=bindparam("b_state"),
+            reason=bindparam("b_reason"),
+            next_attempt_at=bindparam("b_next"),
+            lease=None,
+            updated_at=now,
+        )
+    )
+    result = conn.execute(
+        statement,
+        [
+            {
+                "b_id": item.id,
+                "b_lease": item.lease,
+                "b_state": item.state,
+                "b_reason": item.reason,
+                "b_next": item.next_attempt_at,
+            }
+            for item in results
+        ],
+    )
+    return max(result.rowcount, 0)
+
+
+def status(conn: Connection, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JobStatus]:
+    """The recorded status of jobs."""
+    if not job_ids:
+        return {}
+    rows = conn.execute(select(push_jobs).where(push_jobs.c.id.in_(job_ids)))
+    return {
+        row.id: JobStatus(
+            row.id, row.state, row.attempts, row.reason, row.next_attempt_at, row.updated_at
+        )
+        for row in rows
+    }
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Jobs per state."""
+    rows = conn.execute(select(push_jobs.c.state, func.count()).group_by(push_jobs.c.state))
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+def next_due(conn: Connection) -> int | None:
+    """When the earliest pending job is due."""
+    return conn.execute(
+        select(func.min(push_jobs.c.next_attempt_at)).where(push_jobs.c.state == PENDING)
+    ).scalar()
+
+
+def delete_finished(conn: Connection, *, before: int, limit: int) -> int:
+    """Delete up to ``limit`` sent or failed jobs last updated before ``before``."""
+    ids = (
+        select(push_jobs.c.id)
+        .where(push_jobs.c.state.in_((SENT, FAILED)), push_jobs.c.updated_at < before)
+        .limit(limit)
+    )
+    return conn.execute(delete(push_jobs).where(push_jobs.c.id.in_(ids))).rowcount
