@@ -19,6 +19,7 @@ from relay.services.registry import Services, build_services
 from storage import migrate
 from storage.db import Database, PoolOptions, create_engine
 from storage.schema import metadata
+from tests.pushkit import Emulators, Keys, make_keys, running_emulators
 
 TEST_JWT_SECRET = "relay-test-secret-0123456789abcdef0123456789"
 UNLIMITED = 1_000_000
@@ -124,3 +125,16 @@ async def http(relay: Listening) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the server's API port."""
     async with httpx.AsyncClient(base_url=relay.api_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Provider signing keys and the emulators' TLS certificate (made once)."""
+    return make_keys(tmp_path_factory.mktemp("push-keys"))
+
+
+@pytest.fixture
+async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
+    """APNs, FCM and HMS emulators on loopback over TLS."""
+    async with running_emulators(keys) as running:
+        yield running

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +28,9 @@ from providers.fcm import ServiceAccount
 from providers.h2pool import client_ssl_context
 from providers.hms import HmsCredentials
 from providers.message import Environment
+from relay.config import Settings
+from relay.services.push.apps import AppService
+from relay.services.push.service import PushService
 
 APNS_TOKEN = "a1" * 32
 TEAM_ID = "TEAM123456"
@@ -131,3 +136,53 @@ async def running_emulators(
         )
         yield Emulators(apns, fcm, hms, apns_options, endpoints)
         nursery.cancel_scope.cancel()
+
+
+def with_emulators(
+    settings: Settings, emulators: Emulators, keys: Keys, **overrides: object
+) -> Settings:
+    """``settings`` pointed at the emulators, trusting their certificate, retrying fast."""
+    endpoints = emulators.endpoints
+    values: dict[str, object] = {
+        "push_apns_production_url": endpoints.apns_production,
+        "push_apns_development_url": endpoints.apns_development,
+        "push_fcm_url": endpoints.fcm,
+        "push_fcm_token_url": endpoints.fcm_token,
+        "push_hms_url": endpoints.hms,
+        "push_hms_token_url": endpoints.hms_token,
+        "push_ca_file": str(keys.certificate.cert),
+        "push_retry_base_ms": 20,
+        "push_retry_max_secs": 1,
+        "push_response_timeout_secs": 5,
+        "notifications_push_delay_secs": 1,
+        "notifications_invalid_token_cleanup_interval_secs": 1,
+        **overrides,
+    }
+    return dataclasses.replace(settings, **values)  # type: ignore[arg-type]
+
+
+async def configure_app(apps: AppService, keys: Keys, name: str = "relay") -> uuid.UUID:
+    """An app with credentials for all three providers (the emulators' keys)."""
+    app_id = await apps.ensure(name)
+    credentials = keys.apns_credentials()
+    await apps.set_apns(
+        name,
+        key_pem=credentials.key_pem,
+        key_id=credentials.key_id,
+        team_id=credentials.team_id,
+        bundle_id=credentials.bundle_id,
+    )
+    await apps.set_fcm(name, keys.service_account_json())
+    hms = keys.hms_credentials()
+    await apps.set_hms(name, app_id=hms.app_id, client_secret=hms.client_secret)
+    return app_id
+
+
+@asynccontextmanager
+async def running_push(push: PushService) -> AsyncIterator[trio.Event]:
+    """The push workers, stopped gracefully at the end of the block."""
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(push.run, stopping))
+        yield stopping
+        stopping.set()

@@ -84,6 +84,14 @@ class _Connection:
         self._send_lock = trio.Lock()
 
     async def run(self, nursery: trio.Nursery) -> None:
+        try:
+            await self._serve(nursery)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
+            pass  # the client left
+        except h2.exceptions.ProtocolError as error:
+            log.info("emulator connection ended on a protocol error: %s", error)
+
+    async def _serve(self, nursery: trio.Nursery) -> None:
         # Initial values, not the setter: a set value is pending until acknowledged and
         # would not be in the first SETTINGS frame.
         self._h2.local_settings = h2.settings.Settings(
@@ -197,9 +205,7 @@ async def _serve_connection(
             await _Connection(stream, handler, options).run(nursery)
             nursery.cancel_scope.cancel()
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
-        pass
-    except h2.exceptions.ProtocolError as error:
-        log.info("emulator connection ended on a protocol error: %s", error)
+        pass  # the TLS handshake failed
     finally:
         await trio.aclose_forcefully(stream)
 

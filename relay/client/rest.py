@@ -202,9 +202,25 @@ class ObscuraClient:
         """Pre-key bundles of every device of ``user_id`` (consumes one-time pre-keys)."""
         return list(await self._call("GET", f"/v1/users/{user_id}"))
 
-    async def put_push_token(self, token: str) -> None:
-        """Register the current device's push token."""
-        await self._call("PUT", "/v1/push-tokens", json={"token": token})
+    async def put_push_token(
+        self,
+        token: str,
+        *,
+        platform: str | None = None,
+        environment: str | None = None,
+        push_key: str | None = None,
+    ) -> None:
+        """Register the current device's push token (``platform`` ``fcm``, ``apns`` or
+        ``hms``; ``push_key`` makes its wake-ups end-to-end encrypted)."""
+        body = {"token": token}
+        for name, value in (
+            ("platform", platform),
+            ("environment", environment),
+            ("pushKey", push_key),
+        ):
+            if value is not None:
+                body[name] = value
+        await self._call("PUT", "/v1/push-tokens", json=body)
 
     async def send_messages(
         self, batch: Sequence[Outgoing], *, idempotency_key: uuid.UUID | None = None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -80,7 +80,7 @@ def wakeup_key(device_id: uuid.UUID) -> str:
 def _insert_ignoring_pending_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> None:
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = module.insert(push_jobs).on_conflict_do_nothing(
-        index_elements=["coalesce_key"], index_where=push_jobs.c.state == PENDING
+        index_elements=["coalesce_key"], index_where=text("state = 'pending'")
     )
     conn.execute(statement, rows)
 

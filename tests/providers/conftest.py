@@ -1,4 +1,4 @@
-"""Fixtures for the provider tests: keys, emulators over TLS, a client."""
+"""Fixtures for the provider tests: a client of the emulators."""
 
 from __future__ import annotations
 
@@ -9,18 +9,7 @@ import trio
 
 from providers.client import PushClient
 from providers.h2pool import PoolConfig
-from tests.pushkit import Emulators, Keys, make_keys, running_emulators
-
-
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("push-keys"))
-
-
-@pytest.fixture
-async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
-    async with running_emulators(keys) as running:
-        yield running
+from tests.pushkit import Emulators, Keys
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ log = logging.getLogger("relay.push")
 _RECORD_BATCH = 500
 _RETENTION_BATCH = 1000
 _RETENTION_INTERVAL_SECS = 300.0
+_UNREADABLE = "the app's credentials do not open with the server key (was the key changed?)"
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,9 @@ class PushService:
         self._ready = trio.Event()
         self._wake = trio.Event()
         self.stats = PushStats()
-        self._lease_ids = iter(range(1, 1 << 62))
-        self._lease_base = int.from_bytes(uuid.uuid4().bytes[:3], "big") << 40
+        # Lease stamps: a per-process random prefix and a counter, within a signed BIGINT.
+        self._lease_ids = iter(range(1, 1 << 40))
+        self._lease_base = (int.from_bytes(uuid.uuid4().bytes[:3], "big") >> 2) << 40
 
     @property
     def breaker(self) -> RemovalBreaker:
@@ -217,7 +219,11 @@ class PushService:
         """Send at once and count per platform; transient failures are queued for retry
         (counted as pending)."""
         await self._ready.wait()
-        credentials = await self._apps.credentials(app_id)
+        try:
+            credentials = await self._apps.credentials(app_id)
+        except SealingError:
+            log.error("push app %s: %s", app_id, _UNREADABLE)
+            credentials = AppCredentials()
         counts = {platform: PlatformCounts() for platform in Platform}
         retries: list[Delivery] = []
         limiter = trio.CapacityLimiter(self._config.concurrency)
@@ -352,7 +358,10 @@ class PushService:
             token = job.token
             message = PushMessage.from_json(job.message)
             registered_before = job.created_at
-        credentials = await self._apps.credentials(app_id)
+        try:
+            credentials = await self._apps.credentials(app_id)
+        except SealingError:
+            return _Verdict(FAILED, _UNREADABLE)
         return await self._attempt(
             app_id,
             credentials,
