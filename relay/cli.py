@@ -1,7 +1,9 @@
 """The ``relay`` command.
 
-``relay serve``    run the API and management listeners (embedded SQLite by default)
-``relay migrate``  bring the database schema up to date and exit
+``relay serve``     run the API and management listeners (embedded SQLite by default)
+``relay migrate``   bring the database schema up to date and exit
+``relay apps``      manage push apps and their provider credentials
+``relay emulator``  run a local APNs, FCM or HMS emulator (tests, benchmarks)
 
 Every setting is a flag of both commands (``relay serve --help`` lists them with their
 environment variables); see :mod:`relay.config`.
@@ -10,12 +12,15 @@ environment variables); see :mod:`relay.config`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from relay import __version__
 from relay.config import SETTINGS, SettingError, Settings, load_settings, unknown_variables
@@ -53,7 +58,56 @@ def _parser() -> argparse.ArgumentParser:
     _add_setting_flags(serve)
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _add_setting_flags(migrate)
+    _add_apps_parser(commands)
+    emulator = commands.add_parser("emulator", help="run a push provider emulator over TLS")
+    emulator.add_argument("kind", choices=("apns", "fcm", "hms"))
+    emulator.add_argument("--port", type=int, required=True, help="TCP port (0: pick one)")
+    emulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    emulator.add_argument(
+        "--state-dir",
+        default="./emulator-state",
+        help="certificate and trusted credentials (created on first use)",
+    )
+    emulator.add_argument("--max-streams", type=int, default=1000, help="MAX_CONCURRENT_STREAMS")
+    emulator.add_argument(
+        "--no-record", action="store_true", help="keep no record of accepted notifications"
+    )
     return parser
+
+
+def _add_apps_parser(commands: Any) -> None:
+    apps = commands.add_parser("apps", help="manage push apps and their credentials")
+    actions = apps.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("list", "list apps"),
+        ("create", "create an app"),
+        ("show", "show an app's public settings"),
+        ("delete", "delete an app with its credentials and queued pushes"),
+    ):
+        action = actions.add_parser(name, help=text)
+        if name != "list":
+            action.add_argument("name")
+        _add_setting_flags(action)
+    apns = actions.add_parser("set-apns", help="token-based APNs credentials (.p8 key)")
+    apns.add_argument("name")
+    apns.add_argument("--key-file", required=True, help="the .p8 signing key")
+    apns.add_argument("--key-id", required=True)
+    apns.add_argument("--team-id", required=True)
+    apns.add_argument("--bundle-id", required=True, help="the apns-topic")
+    apns.add_argument("--environment", default="production", choices=("production", "development"))
+    fcm = actions.add_parser("set-fcm", help="FCM HTTP v1 credentials (service account)")
+    fcm.add_argument("name")
+    fcm.add_argument("--service-account", required=True, help="service-account JSON file")
+    hms = actions.add_parser("set-hms", help="HMS Push Kit credentials (OAuth client)")
+    hms.add_argument("name")
+    hms.add_argument("--app-id", required=True)
+    hms.add_argument("--client-secret-file", required=True, help="file holding the secret")
+    hms.add_argument("--project-id", default=None)
+    remove = actions.add_parser("remove", help="remove one provider's credentials")
+    remove.add_argument("name")
+    remove.add_argument("platform", choices=("apns", "fcm", "hms"))
+    for action in (apns, fcm, hms, remove):
+        _add_setting_flags(action)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -105,10 +159,131 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _emulator(args: dict[str, Any]) -> int:
+    import trio
+
+    from providers.emulators.standalone import serve_emulator
+
+    state = Path(args["state_dir"]).expanduser().resolve()
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                partial(
+                    serve_emulator,
+                    args["kind"],
+                    state,
+                    host=args["host"],
+                    port=args["port"],
+                    max_streams=args["max_streams"],
+                    record=not args["no_record"],
+                )
+            )
+            print(
+                f"{args['kind']} emulator on https://{args['host']}:{port} "
+                f"(certificate and credentials in {state})",
+                flush=True,
+            )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(run)
+    return 0
+
+
+def _apps(settings: Settings, args: dict[str, Any]) -> int:
+    import trio
+
+    from providers.message import Platform
+    from relay.crypto.sealing import Vault
+    from relay.errors import RelayError
+    from relay.runtime import open_database, prepare
+    from relay.services.push.apps import AppService
+
+    action, name = args["action"], str(args.get("name") or "")
+    try:
+        files = {
+            key: Path(args[key]).read_bytes()
+            for key in ("key_file", "service_account", "client_secret_file")
+            if args.get(key)
+        }
+    except OSError as error:
+        print(f"relay: {error}", file=sys.stderr)
+        return 1
+    runtime = prepare(settings)
+    db = open_database(settings, runtime)
+    apps = AppService(db, Vault(runtime.push_key))
+
+    async def run() -> None:
+        if action == "list":
+            for app in await apps.all():
+                print(f"{app.name}\t{app.id}\t{','.join(sorted(app.providers)) or '-'}")
+        elif action == "create":
+            print((await apps.create(name)).id)
+        elif action == "show":
+            app = await apps.get(name)
+            shown = {"id": str(app.id), "name": app.name, "providers": app.providers}
+            print(json.dumps(shown, indent=2))
+        elif action == "delete":
+            await apps.delete(name)
+        elif action == "set-apns":
+            await apps.set_apns(
+                name,
+                key_pem=files["key_file"],
+                key_id=args["key_id"],
+                team_id=args["team_id"],
+                bundle_id=args["bundle_id"],
+                environment=args["environment"],
+            )
+        elif action == "set-fcm":
+            await apps.set_fcm(name, files["service_account"])
+        elif action == "set-hms":
+            await apps.set_hms(
+                name,
+                app_id=args["app_id"],
+                client_secret=files["client_secret_file"].decode().strip(),
+                project_id=args["project_id"],
+            )
+        elif action == "remove" and not await apps.remove_credentials(
+            name, Platform(args["platform"])
+        ):
+            raise SettingError(f"app {name!r} has no {args['platform']} credentials")
+
+    try:
+        trio.run(run)
+    except RelayError as error:
+        print(f"relay: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relay`` console script."""
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
+    if command == "emulator":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        return _emulator(args)
+    extra = {
+        key: args.pop(key)
+        for key in list(args)
+        if key
+        in (
+            "action",
+            "name",
+            "key_file",
+            "key_id",
+            "team_id",
+            "bundle_id",
+            "environment",
+            "service_account",
+            "app_id",
+            "client_secret_file",
+            "project_id",
+            "platform",
+        )
+    }
     try:
         settings = load_settings(os.environ, args)
     except SettingError as error:
@@ -122,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "serve":
             return _serve(settings)
+        if command == "apps":
+            return _apps(settings, extra)
         return _migrate(settings)
     except SettingError as error:
         print(f"relay: configuration error: {error}", file=sys.stderr)

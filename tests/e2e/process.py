@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_JWT_SECRET, UNLIMITED
+
 LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
 START_TIMEOUT = 120
 
@@ -112,3 +114,67 @@ def serving(env: dict[str, str], *args: str) -> Iterator[Serving]:
         if reader is not None:
             reader.join(timeout=10)
         process.stderr.close()
+
+
+@contextmanager
+def relay_process(tmp_path: Path, database_url: str, **settings: str) -> Iterator[Serving]:
+    """``relay serve`` on the test database, unthrottled, with cheap password hashes."""
+    env = environment(
+        RELAY_DATA_DIR=str(tmp_path / "data"),
+        RELAY_DATABASE_URL=database_url,
+        RELAY_AUTH_JWT_SECRET=TEST_JWT_SECRET,
+        RELAY_RATE_LIMIT_PER_SECOND=str(UNLIMITED),
+        RELAY_RATE_LIMIT_BURST=str(UNLIMITED),
+        RELAY_RATE_LIMIT_AUTH_PER_SECOND=str(UNLIMITED),
+        RELAY_RATE_LIMIT_AUTH_BURST=str(UNLIMITED),
+        RELAY_AUTH_PASSWORD_HASH_MEMORY_KIB="64",
+        RELAY_AUTH_PASSWORD_HASH_ITERATIONS="1",
+        **{f"RELAY_{name.upper()}": value for name, value in settings.items()},
+    )
+    with serving(env) as server:
+        yield server
+
+
+@dataclass
+class Emulator:
+    """A running ``relay emulator`` process."""
+
+    url: str
+    state: Path
+    process: subprocess.Popen[str]
+
+
+@contextmanager
+def emulator_process(kind: str, state: Path, *args: str) -> Iterator[Emulator]:
+    """``relay emulator KIND`` on a free port, its state (certificate, credentials) in
+    ``state``."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "relay",
+            "emulator",
+            kind,
+            "--port",
+            "0",
+            "--state-dir",
+            str(state),
+            *args,
+        ],
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"on (https://\S+)", line)
+        if match is None:
+            pytest.fail(f"relay emulator did not start: {line!r}")
+        yield Emulator(match.group(1), state, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,8 +14,7 @@ from trio_websocket import ConnectionClosed
 
 from relay.client import DeviceKeys, GatewayConnection, Outgoing, connect_gateway
 from storage.db import Database
-from tests.conftest import TEST_JWT_SECRET, UNLIMITED
-from tests.e2e.process import Serving, environment, serving
+from tests.e2e.process import relay_process
 from tests.factories import new_device
 from tests.messaging import (
     nothing_more,
@@ -31,25 +28,6 @@ from tests.rawws import RawWebSocket
 from tests.waiting import until
 
 MIB = 1024 * 1024
-
-
-@contextmanager
-def relay_process(tmp_path: Path, database_url: str, **settings: str) -> Iterator[Serving]:
-    """``relay serve`` on the test database, unthrottled, with cheap password hashes."""
-    env = environment(
-        RELAY_DATA_DIR=str(tmp_path / "data"),
-        RELAY_DATABASE_URL=database_url,
-        RELAY_AUTH_JWT_SECRET=TEST_JWT_SECRET,
-        RELAY_RATE_LIMIT_PER_SECOND=str(UNLIMITED),
-        RELAY_RATE_LIMIT_BURST=str(UNLIMITED),
-        RELAY_RATE_LIMIT_AUTH_PER_SECOND=str(UNLIMITED),
-        RELAY_RATE_LIMIT_AUTH_BURST=str(UNLIMITED),
-        RELAY_AUTH_PASSWORD_HASH_MEMORY_KIB="64",
-        RELAY_AUTH_PASSWORD_HASH_ITERATIONS="1",
-        **{f"RELAY_{name.upper()}": value for name, value in settings.items()},
-    )
-    with serving(env) as server:
-        yield server
 
 
 async def _drain(gateway: GatewayConnection) -> None:
