@@ -195,8 +195,8 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
 
     from providers.message import Platform
     from relay.crypto.sealing import Vault
-    from relay.errors import RelayError
-    from relay.runtime import open_database, prepare
+    from relay.errors import NotFound, RelayError
+    from relay.runtime import Runtime, database_url, open_database, resolve_push_key
     from relay.services.push.apps import AppService
 
     action, name = args["action"], str(args.get("name") or "")
@@ -209,9 +209,13 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
     except OSError as error:
         print(f"relay: {error}", file=sys.stderr)
         return 1
-    runtime = prepare(settings)
+    # Only what the apps need: the database and the push key (no JWT secret).
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    push_key = resolve_push_key(settings, data_dir)
+    runtime = Runtime(data_dir, data_dir / "blobs", database_url(settings, data_dir), b"", push_key)
     db = open_database(settings, runtime)
-    apps = AppService(db, Vault(runtime.push_key))
+    apps = AppService(db, Vault(push_key))
 
     async def run() -> None:
         if action == "list":
@@ -246,7 +250,7 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
         elif action == "remove" and not await apps.remove_credentials(
             name, Platform(args["platform"])
         ):
-            raise SettingError(f"app {name!r} has no {args['platform']} credentials")
+            raise NotFound(f"app {name!r} has no {args['platform']} credentials")
 
     try:
         trio.run(run)
