@@ -169,13 +169,20 @@ def cancel_wakeups(conn: Connection, device_ids: Sequence[uuid.UUID]) -> int:
     return result.rowcount
 
 
-def lease(
-    conn: Connection, *, now: int, limit: int, visibility_us: int, lease_id: int
-) -> tuple[list[LeasedJob], int]:
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What one leasing round took."""
+
+    jobs: list[LeasedJob]
+    expired: int
+    next_due: int | None  # when the earliest job still pending is due
+
+
+def lease(conn: Connection, *, now: int, limit: int, visibility_us: int, lease_id: int) -> Lease:
     """Take up to ``limit`` due jobs; also fail the due jobs that already expired.
 
-    Returns the leased jobs and how many expired. On PostgreSQL competing workers skip
-    each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one writer at a time.
+    On PostgreSQL competing workers skip each other's rows (``FOR UPDATE SKIP LOCKED``);
+    SQLite has one writer at a time.
     """
     expired = conn.execute(
         update(push_jobs)
@@ -196,7 +203,7 @@ def lease(
         due = due.with_for_update(skip_locked=True)
     ids = [row[0] for row in conn.execute(due)]
     if not ids:
-        return [], expired
+        return Lease([], expired, next_due(conn))
     conn.execute(
         update(push_jobs)
         .where(push_jobs.c.id.in_(ids))
@@ -225,8 +232,9 @@ def lease(
         )
         for row in rows
     ]
-    jobs.sort(key=lambda job: ids.index(job.id))
-    return jobs, expired
+    order = {job_id: index for index, job_id in enumerate(ids)}
+    jobs.sort(key=lambda job: order[job.id])
+    return Lease(jobs, expired, next_due(conn))
 
 
 def record(conn: Connection, results: Sequence[JobResult], *, now: int) -> int:

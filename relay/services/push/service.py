@@ -286,37 +286,46 @@ class PushService:
                         permits.release()
                         continue
                     limit = permits.value
-                    leased = await self._lease(limit)
+                    leased, next_due = await self._lease(limit)
                     for job, registration in leased:
                         await permits.acquire()
                         nursery.start_soon(self._deliver, job, registration, send.clone())
                     if len(leased) < limit:
-                        with trio.move_on_after(self._config.poll_interval):
+                        # Sleep until the next job is due, but poll at least every
+                        # interval: other processes and services queue jobs too.
+                        wait = self._config.poll_interval
+                        if next_due is not None:
+                            wait = min(wait, max(0.0, (next_due - now_us()) / MICROS_PER_SECOND))
+                        with trio.move_on_after(wait):
                             await self._wake.wait()
                         self._wake = trio.Event()
 
-    async def _lease(self, limit: int) -> list[tuple[LeasedJob, PushTokenRow | None]]:
+    async def _lease(
+        self, limit: int
+    ) -> tuple[list[tuple[LeasedJob, PushTokenRow | None]], int | None]:
         now = now_us()
         lease_id = self._lease_base + next(self._lease_ids)
         visibility = int(self._config.visibility_secs * MICROS_PER_SECOND)
 
-        def work(conn: Connection) -> tuple[list[tuple[LeasedJob, PushTokenRow | None]], int]:
-            jobs, expired = push_jobs.lease(
+        def work(
+            conn: Connection,
+        ) -> tuple[push_jobs.Lease, dict[uuid.UUID, PushTokenRow]]:
+            taken = push_jobs.lease(
                 conn, now=now, limit=limit, visibility_us=visibility, lease_id=lease_id
             )
-            devices = [job.device_id for job in jobs if job.device_id is not None]
-            registrations = push_tokens.of_devices(conn, devices)
-            return [
-                (job, registrations.get(job.device_id) if job.device_id else None) for job in jobs
-            ], expired
+            devices = [job.device_id for job in taken.jobs if job.device_id is not None]
+            return taken, push_tokens.of_devices(conn, devices)
 
         try:
-            leased, expired = await self._db.write(work)
+            taken, registrations = await self._db.write(work)
         except StorageError as error:
             log.warning("could not lease push jobs: %s", error)
-            return []
-        self.stats.expired += expired
-        return leased
+            return [], None
+        self.stats.expired += taken.expired
+        leased = [
+            (job, registrations.get(job.device_id) if job.device_id else None) for job in taken.jobs
+        ]
+        return leased, taken.next_due
 
     async def _deliver(
         self,
