@@ -27,6 +27,7 @@ import trio
 from h2.errors import ErrorCodes
 
 from providers.errors import ConnectionLost, NotProcessed, ResponseTimeout
+from providers.h2pool.hpack_cache import CachingEncoder
 
 log = logging.getLogger("providers.h2pool")
 
@@ -103,6 +104,7 @@ class ClientConnection:
         authority: bytes,
         max_streams: int,
         on_capacity: Callable[[], None],
+        on_release: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
         self._prefix: list[Header] = [
@@ -112,7 +114,9 @@ class ClientConnection:
         ]
         self._max_streams = max_streams
         self._on_capacity = on_capacity
+        self._on_release = on_release or on_capacity
         self._h2 = _CountingH2Connection(_h2_config())
+        self._h2.encoder = CachingEncoder()  # type: ignore[assignment]
         self._send_lock = trio.Lock()
         self._exchanges: dict[int, _Exchange] = {}
         self._reserved = 0
@@ -144,7 +148,7 @@ class ClientConnection:
     def release(self) -> None:
         """Give back a stream taken with :meth:`reserve`."""
         self._reserved -= 1
-        self._on_capacity()
+        self._on_release()
 
     async def handshake(self) -> None:
         """Send our preface and settings, then wait for the peer's first SETTINGS."""
@@ -209,6 +213,12 @@ class ClientConnection:
             self._h2.send_headers(
                 stream_id, [*self._prefix, (b":path", path), *headers], end_stream=not body
             )
+            if body and len(body) <= min(
+                self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size
+            ):
+                # The common case: headers and the whole body leave in one write.
+                self._h2.send_data(stream_id, body, end_stream=True)
+                body = b""
         except h2.exceptions.ProtocolError as error:
             raise NotProcessed(f"stream not opened: {error}") from error
         self._h2.stream_opened()

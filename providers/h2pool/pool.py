@@ -136,6 +136,11 @@ class H2Pool:
         if self._waiting:
             self._waiting.unpark_all()
 
+    def _stream_released(self) -> None:
+        # One stream freed: wake one waiter, not all of them (that is quadratic).
+        if self._waiting:
+            self._waiting.unpark(count=1)
+
     async def _acquire(self) -> ClientConnection:
         while True:
             if self._closed:
@@ -184,6 +189,7 @@ class H2Pool:
                 authority=origin.authority,
                 max_streams=self._config.max_streams_per_connection,
                 on_capacity=self._capacity_changed,
+                on_release=self._stream_released,
             )
             await connection.handshake()
         except BaseException:
