@@ -131,14 +131,6 @@ def build_request(
     return b"/3/device/" + device_token.encode("ascii"), headers, body
 
 
-def _retry_after(response: Response) -> float | None:
-    value = response.header(b"retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def classify(response: Response) -> Outcome:
     """What an APNs answer means."""
     status = response.status
@@ -163,5 +155,5 @@ def classify(response: Response) -> Outcome:
     if reason in _AUTH_EXPIRED:
         return Outcome(Verdict.AUTH_EXPIRED, reason, status)
     if status == 429 or status >= 500:
-        return Outcome(Verdict.RETRY, reason, status, retry_after=_retry_after(response))
+        return Outcome(Verdict.RETRY, reason, status, retry_after=response.retry_after())
     return Outcome(Verdict.FAILED, reason, status)

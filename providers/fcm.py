@@ -145,14 +145,6 @@ def build_request(
     return f"/v1/projects/{project_id}/messages:send".encode(), headers, body
 
 
-def _retry_after(response: Response) -> float | None:
-    value = response.header(b"retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _error(response: Response) -> tuple[str, str | None, list[str]]:
     try:
         error = json.loads(response.body)["error"]
@@ -189,5 +181,5 @@ def classify(response: Response) -> Outcome:
     if status == 401:
         return Outcome(Verdict.AUTH_EXPIRED, reason, status)
     if status == 429 or status >= 500:
-        return Outcome(Verdict.RETRY, reason, status, retry_after=_retry_after(response))
+        return Outcome(Verdict.RETRY, reason, status, retry_after=response.retry_after())
     return Outcome(Verdict.FAILED, reason, status)

@@ -110,8 +110,7 @@ def classify(response: Response, token: str) -> Outcome:
         return Outcome(Verdict.SENT, "sent", status)
     if code == TOKEN_EXPIRED:
         return Outcome(Verdict.AUTH_EXPIRED, code, status)
-    value = response.header(b"retry-after")
-    retry_after = float(value) if value is not None and value.isdigit() else None
+    retry_after = response.retry_after()
     if status in (429, 502, 503) or status >= 500 or code in _RETRYABLE:
         return Outcome(Verdict.RETRY, code or f"HTTP {status}", status, retry_after=retry_after)
     return Outcome(Verdict.FAILED, code or f"HTTP {status}", status)

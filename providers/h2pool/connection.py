@@ -52,6 +52,14 @@ class Response:
                 return value
         return None
 
+    def retry_after(self) -> float | None:
+        """``Retry-After`` in seconds, if given as a number."""
+        value = self.header(b"retry-after")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
 
 class _CountingH2Connection(h2.connection.H2Connection):
     def __init__(self, config: h2.config.H2Configuration) -> None:

@@ -255,3 +255,35 @@ async def test_development_tokens_go_to_the_sandbox_host(
         [job] = await services.push.enqueue(app_id, [delivery])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "sent"
+
+
+async def test_competing_workers_deliver_every_job_exactly_once(
+    settings: Settings, db: Database, emulators: Emulators, keys: Keys, tmp_path: Path
+) -> None:
+    workers = [build_services(settings, db, b"x" * 32, tmp_path, push_key=KEY) for _ in range(3)]
+    app_id = await configure_app(workers[0].push_apps, keys)
+    tokens = [f"compete-{index}" for index in range(150)]
+    ids = await workers[0].push.enqueue(app_id, [_delivery(Platform.FCM, t) for t in tokens])
+    async with (
+        running_push(workers[0].push),
+        running_push(workers[1].push),
+        running_push(workers[2].push),
+    ):
+        statuses = await _settled(workers[0], ids)
+    assert {s.state for s in statuses.values()} == {"sent"}
+    assert sorted(r.token for r in emulators.fcm.received) == sorted(tokens)
+    assert sum(w.push.stats.sent for w in workers) == len(tokens)
+
+
+async def test_the_size_limit_applies_to_the_encrypted_payload(
+    services: Services, emulators: Emulators, keys: Keys
+) -> None:
+    app_id = await configure_app(services.push_apps, keys)
+    # 3100 bytes of data fit FCM's 4096; base64 of the ciphertext (4/3 + 40 bytes) does not.
+    message = PushMessage(data={"blob": "x" * 3100}, silent=True)
+    plain = Delivery(Platform.FCM, "plain", message)
+    sealed = Delivery(Platform.FCM, "sealed", message, push_key=bytes(32))
+    async with running_push(services.push):
+        counts = await services.push.send_now(app_id, [plain, sealed])
+    assert (counts[Platform.FCM].sent, counts[Platform.FCM].failed) == (1, 1)
+    assert [r.token for r in emulators.fcm.received] == ["plain"]
