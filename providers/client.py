@@ -145,11 +145,10 @@ class PushClient:
     async def _send_apns(
         self, target: Target, credentials: apns.ApnsCredentials, message: PushMessage
     ) -> Outcome:
-        url = (
-            self.endpoints.apns_development
-            if target.environment is Environment.DEVELOPMENT
-            else self.endpoints.apns_production
-        )
+        # A development app sends every token to the sandbox; a production app sends
+        # tokens registered as development builds there too.
+        sandbox = Environment.DEVELOPMENT in (target.environment, credentials.environment)
+        url = self.endpoints.apns_development if sandbox else self.endpoints.apns_production
         provider_token = self.provider_tokens.token(credentials)
         path, headers, body = apns.build_request(
             message, target.token, topic=credentials.bundle_id, provider_token=provider_token

@@ -13,7 +13,7 @@ import trio
 from providers.emulators import server
 from providers.emulators.certs import server_ssl_context
 from providers.emulators.faults import Fault, FaultKind
-from providers.errors import ConnectFailed, ResponseTimeout
+from providers.errors import ConnectFailed, ConnectionLost, ResponseTimeout
 from providers.h2pool import H2Pool, Origin, PoolConfig, open_pool
 from tests.pushkit import APNS_TOKEN, Keys
 from tests.waiting import until_true
@@ -244,3 +244,37 @@ def test_origins_parse_urls() -> None:
     assert Origin.from_url("https://h:8443/token").authority == b"h:8443"
     with pytest.raises(ValueError, match="not an http"):
         Origin.from_url("ftp://x")
+
+
+class _SilentAfterHandshake:
+    """A TLS + h2 peer that completes the handshake, then never reads or answers again."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def serve(self, stream: trio.abc.Stream) -> None:
+        import h2.config
+        import h2.connection
+
+        self.connections += 1
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        connection.initiate_connection()
+        await stream.send_all(connection.data_to_send())
+        await trio.sleep_forever()
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(keys: Keys) -> None:
+    peer = _SilentAfterHandshake()
+    context = server_ssl_context(keys.certificate)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, peer.serve, 0, context, host="127.0.0.1")
+        )
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        config = PoolConfig(connections=1, idle_ping_interval=0.2, ping_timeout=0.3)
+        async with open_pool(
+            f"https://localhost:{port}", config=config, ssl_context=keys.client_ssl()
+        ) as pool:
+            with trio.fail_after(5), pytest.raises(ConnectionLost, match="PING"):
+                await pool.request(b"/x", [], b"", response_timeout=30)
+        nursery.cancel_scope.cancel()

@@ -7,7 +7,7 @@ import pytest
 
 from providers.client import PushClient, Target
 from providers.emulators.faults import Fault, FaultKind
-from providers.message import Platform, PushMessage, Verdict
+from providers.message import Environment, Platform, PushMessage, Verdict
 from tests.pushkit import APNS_TOKEN, BUNDLE_ID, Emulators, Keys
 
 WAKE_UP = PushMessage(data={"action": "check"}, silent=True, collapse_key="obscura_check")
@@ -177,3 +177,41 @@ async def test_an_oversized_payload_is_refused_before_sending(
     assert emulators.apns.requests == 0
     assert emulators.fcm.requests == 0
     assert emulators.hms.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("app_environment", "token_environment", "sandbox"),
+    [
+        (Environment.PRODUCTION, Environment.PRODUCTION, False),
+        (Environment.PRODUCTION, Environment.DEVELOPMENT, True),
+        (Environment.DEVELOPMENT, Environment.PRODUCTION, True),
+    ],
+)
+async def test_apns_environment_picks_the_host(
+    app_environment: Environment,
+    token_environment: Environment,
+    sandbox: bool,
+    keys: Keys,
+    emulators: Emulators,
+) -> None:
+    import dataclasses
+
+    import trio
+
+    from providers.h2pool import PoolConfig
+
+    closed = trio.socket.socket()
+    await closed.bind(("127.0.0.1", 0))
+    nowhere = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    endpoints = dataclasses.replace(emulators.endpoints, apns_development=nowhere)
+    async with trio.open_nursery() as nursery:
+        push = PushClient(
+            nursery, endpoints=endpoints, pool_config=PoolConfig(), ssl_context=keys.client_ssl()
+        )
+        target = Target(
+            Platform.APNS, APNS_TOKEN, keys.apns_credentials(app_environment), token_environment
+        )
+        outcome = await push.send(target, WAKE_UP)
+        await push.aclose()
+    assert outcome.verdict is (Verdict.RETRY if sandbox else Verdict.SENT)

@@ -287,3 +287,21 @@ async def test_the_size_limit_applies_to_the_encrypted_payload(
         counts = await services.push.send_now(app_id, [plain, sealed])
     assert (counts[Platform.FCM].sent, counts[Platform.FCM].failed) == (1, 1)
     assert [r.token for r in emulators.fcm.received] == ["plain"]
+
+
+async def test_a_graceful_stop_finishes_and_records_pushes_in_flight(
+    services: Services, emulators: Emulators, keys: Keys
+) -> None:
+    app_id = await configure_app(services.push_apps, keys)
+    emulators.fcm.faults.by_rate.append((1.0, Fault(FaultKind.STALL, seconds=0.5)))
+    tokens = [f"inflight-{index}" for index in range(5)]
+    async with running_push(services.push) as stopping:
+        ids = await services.push.enqueue(app_id, [_delivery(Platform.FCM, t) for t in tokens])
+
+        async def all_in_flight() -> bool:
+            return emulators.fcm.requests >= 6  # the token request and five sends
+
+        await until(all_in_flight)
+        stopping.set()
+    statuses = await services.push.status(ids)
+    assert {s.state for s in statuses.values()} == {"sent"}
