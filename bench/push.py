@@ -6,7 +6,8 @@ measured here is the client's alone. Both clients send the same requests (built 
 interleaved repetitions of one run; the report gives pushes/s and client CPU µs per
 push, median/min/max over repetitions, and the ratio per repetition.
 
-Run: ``python -m bench.push [--count N] [--concurrency C] [--repetitions R]``.
+Run: ``relay bench push [--count N] [--concurrency C] [--repetitions R] [--quick]``
+(or ``python -m bench.push``).
 """
 
 from __future__ import annotations
@@ -144,15 +145,18 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write a JSON report."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.push", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="relay bench push", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10000, help="pushes per client per repetition")
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--connections", type=int, default=1, help="pool connections")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--output", default="bench-results")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny run that checks the harness (CI)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.repetitions, args.concurrency = 200, 1, 50
     if not 1 <= args.count <= 200_000 or not 1 <= args.repetitions <= 20:
         parser.error("count must be 1..200000 and repetitions 1..20")
 

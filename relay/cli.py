@@ -4,6 +4,7 @@
 ``relay migrate``   bring the database schema up to date and exit
 ``relay apps``      manage push apps and their provider credentials
 ``relay emulator``  run a local APNs, FCM or HMS emulator (tests, benchmarks)
+``relay bench``     run a benchmark scenario and write its report to bench-results/
 
 Every setting is a flag of both commands (``relay serve --help`` lists them with their
 environment variables); see :mod:`relay.config`.
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _add_setting_flags(migrate)
     _add_apps_parser(commands)
+    bench = commands.add_parser("bench", help="run a benchmark scenario (see bench/)")
+    bench.add_argument("scenario", choices=("push",))
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the scenario's options")
     emulator = commands.add_parser("emulator", help="run a push provider emulator over TLS")
     emulator.add_argument("kind", choices=("apns", "fcm", "hms"))
     emulator.add_argument("--port", type=int, required=True, help="TCP port (0: pick one)")
@@ -266,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relay`` console script."""
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
+    if command == "bench":
+        from bench import push
+
+        return push.main(args["options"])
     if command == "emulator":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         return _emulator(args)
