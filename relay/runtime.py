@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import secrets
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,21 @@ def resolve_push_key(settings: Settings, data_dir: Path) -> bytes:
     return key
 
 
+def check_push_ca_file(settings: Settings) -> None:
+    """Refuse to start with a CA file for the providers that cannot be loaded."""
+    if settings.push_ca_file is None:
+        return
+    try:
+        ssl.create_default_context().load_verify_locations(settings.push_ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise SettingError(
+            f"RELAY_PUSH_CA_FILE: cannot load {settings.push_ca_file}: {error}"
+        ) from None
+
+
 def prepare(settings: Settings) -> Runtime:
     """Create the data directory, resolve the database URL and the JWT secret."""
+    check_push_ca_file(settings)
     data_dir = Path(settings.data_dir).expanduser().resolve()
     blob_root = data_dir / "blobs"
     blob_root.mkdir(parents=True, exist_ok=True)

@@ -106,3 +106,12 @@ def test_the_readme_client_example_runs(tmp_path: Path) -> None:
         server.stop()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[b'ciphertext 1', b'ciphertext 2']", "b'encrypted file'"]
+
+
+def test_an_unreadable_push_ca_file_stops_start_up(tmp_path: Path) -> None:
+    refused = run_relay(
+        "serve",
+        env=environment(RELAY_DATA_DIR=str(tmp_path), RELAY_PUSH_CA_FILE=str(tmp_path / "no.pem")),
+    )
+    assert refused.returncode == 2
+    assert "RELAY_PUSH_CA_FILE: cannot load" in refused.stderr

@@ -305,3 +305,23 @@ async def test_a_graceful_stop_finishes_and_records_pushes_in_flight(
         stopping.set()
     statuses = await services.push.status(ids)
     assert {s.state for s in statuses.values()} == {"sent"}
+
+
+async def test_an_unexpected_error_in_a_delivery_is_retried_not_fatal(
+    services: Services, emulators: Emulators, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = await configure_app(services.push_apps, keys)
+    real = services.push_apps.credentials
+    calls: list[object] = []
+
+    async def flaky(app: object) -> object:
+        calls.append(app)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return await real(app)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.push_apps, "credentials", flaky)
+    async with running_push(services.push):
+        [job] = await services.push.enqueue(app_id, [_delivery(Platform.FCM)])
+        statuses = await _settled(services, [job])
+    assert (statuses[job].state, statuses[job].attempts) == ("sent", 2)

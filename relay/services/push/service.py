@@ -334,7 +334,16 @@ class PushService:
         results: trio.MemorySendChannel[tuple[LeasedJob, _Verdict]],
     ) -> None:
         async with results:
-            verdict = await self._deliver_job(job, registration)
+            try:
+                verdict = await self._deliver_job(job, registration)
+            except Exception as error:
+                # A bug or a storage failure must not take the workers (and the server)
+                # down: the job is retried like a transient failure, within its cap.
+                log.exception("push job %s failed unexpectedly", job.id)
+                outcome = Outcome(Verdict.RETRY, f"internal error: {type(error).__name__}")
+                verdict = self._judge(
+                    job.app_id or job.id, outcome, "", job.attempts, job.max_attempts, 0
+                )
             if verdict.removal is not None:
                 await self.invalidator.add(verdict.removal)
             await results.send((job, verdict))
