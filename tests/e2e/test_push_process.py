@@ -12,6 +12,7 @@ import httpx
 import trio
 
 from relay.client import Outgoing
+from storage.db import Database
 from tests.e2e.process import Emulator, emulator_process, environment, relay_process, run_relay
 from tests.factories import new_device
 from tests.waiting import until
@@ -48,7 +49,7 @@ def _configure(tmp_path: Path, database_url: str, emulator: Emulator) -> None:
 
 
 async def test_an_offline_device_is_woken_once_and_a_restart_loses_no_wake_up(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, db: Database
 ) -> None:
     with emulator_process("fcm", tmp_path / "fcm") as emulator:
         _configure(tmp_path, database_url, emulator)

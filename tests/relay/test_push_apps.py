@@ -215,7 +215,9 @@ async def test_bad_obscura_fcm_settings_stop_start_up(
         await run_server(configured, services, shutdown=trio.Event())
 
 
-def test_the_apps_command_manages_apps(tmp_path: Path, database_url: str, keys: Keys) -> None:
+def test_the_apps_command_manages_apps(
+    tmp_path: Path, database_url: str, keys: Keys, db: Database
+) -> None:
     env = environment(RELAY_DATA_DIR=str(tmp_path / "data"), RELAY_DATABASE_URL=database_url)
     assert run_relay("apps", "create", "cli-app", env=env).returncode == 0
     duplicate = run_relay("apps", "create", "cli-app", env=env)
