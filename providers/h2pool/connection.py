@@ -125,7 +125,7 @@ class ClientConnection:
         self._on_release = on_release or on_capacity
         self._h2 = _CountingH2Connection(_h2_config())
         self._h2.encoder = CachingEncoder()  # type: ignore[assignment]
-        self._send_lock = trio.Lock()
+        self._flushing = False
         self._exchanges: dict[int, _Exchange] = {}
         self._reserved = 0
         self._settings_seen = False
@@ -291,14 +291,22 @@ class ClientConnection:
         self._window = trio.Event()
 
     async def _flush(self) -> None:
-        async with self._send_lock:
-            data = self._h2.data_to_send()
-            if data:
-                try:
+        # Writes coalesce: while one task is sending, others only add to h2's buffer and
+        # return; the sending task loops until the buffer is empty. One writer keeps the
+        # frames in order. The send is shielded: a cancelled send would break the TLS
+        # stream for every request on it (a stalled peer is cut by the PING check).
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            with trio.CancelScope(shield=True):
+                while data := self._h2.data_to_send():
                     await self._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                    self._closed = True
-                    raise ConnectionLost(f"connection lost: {error!r}") from error
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            self._closed = True
+            raise ConnectionLost(f"connection lost: {error!r}") from error
+        finally:
+            self._flushing = False
 
     async def _receive_once(self) -> None:
         data = await self._stream.receive_some(_READ_SIZE)
