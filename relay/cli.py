@@ -277,25 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "emulator":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         return _emulator(args)
-    extra = {
-        key: args.pop(key)
-        for key in list(args)
-        if key
-        in (
-            "action",
-            "name",
-            "key_file",
-            "key_id",
-            "team_id",
-            "bundle_id",
-            "environment",
-            "service_account",
-            "app_id",
-            "client_secret_file",
-            "project_id",
-            "platform",
-        )
-    }
+    # What is not a setting belongs to the command (e.g. ``relay apps`` arguments).
+    setting_names = {spec.name for spec in SETTINGS}
+    extra = {key: args.pop(key) for key in list(args) if key not in setting_names}
     try:
         settings = load_settings(os.environ, args)
     except SettingError as error:

@@ -3,13 +3,14 @@ receiving envelope batches."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
 from relay.client import Envelope, GatewayConnection, Outgoing
 from storage.db import Database
 from storage.repos import messages as messages_repo
-from tests.factories import Device
+from tests.factories import Device, new_device
 
 
 async def pending(db: Database, device: Device) -> int:
@@ -57,3 +58,15 @@ async def nothing_more(gateway: GatewayConnection, seconds: float = 0.5) -> None
     """Fail if the gateway sends anything within ``seconds``."""
     with trio.move_on_after(seconds):
         pytest.fail(f"unexpected frame {await gateway.next_event()!r}")
+
+
+async def device_and_sender(
+    http: httpx.AsyncClient, backlog: int = 0, *, width: int = 8
+) -> tuple[Device, Device]:
+    """A receiving device (with enough pre-keys to get no pre-key status) and a sender
+    that has already queued ``backlog`` numbered messages for it."""
+    device = await new_device(http, one_time_pre_keys=20)
+    sender = await new_device(http)
+    if backlog:
+        await send_numbered(sender, device, backlog, width)
+    return device, sender

@@ -101,21 +101,20 @@ class ApnsEmulator(EmulatorBase):
             return _reject(400, "PayloadEmpty")
         if len(request.body) > limit:
             return _reject(413, "PayloadTooLarge")
-        fault = self.faults.pick(token)
-        if fault is not None:
-            reply = self.connection_fault(fault)
-            if reply is not None:
-                return reply
-            if fault.kind is FaultKind.STALL:
-                return Reply(200, (("apns-id", str(uuid.uuid4())),), stall=fault.seconds)
-            return self._fault_reply(fault.kind, fault.timestamp_ms, retry_after(fault))
+        return self.inject(
+            token,
+            lambda: self._accept(token, request),
+            lambda fault: self._fault_reply(fault.kind, fault.timestamp_ms, retry_after(fault)),
+        )
+
+    def _accept(self, token: str, request: Request) -> Reply:
         try:
             payload = json.loads(request.body)
         except ValueError:
             return _reject(400, "BadPayload")
         if self.record:
-            self.received.append(Received(token, dict(headers), payload))
-        apns_id = headers.get("apns-id") or str(uuid.uuid4())
+            self.received.append(Received(token, dict(request.headers), payload))
+        apns_id = request.headers.get("apns-id") or str(uuid.uuid4())
         return Reply(200, (("apns-id", apns_id),))
 
     def _fault_reply(

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import abc
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,7 +40,7 @@ def retry_after(fault: Fault) -> tuple[tuple[str, str], ...]:
     return (("retry-after", str(fault.retry_after)),) if fault.retry_after is not None else ()
 
 
-class EmulatorBase:
+class EmulatorBase(abc.ABC):
     """Records accepted notifications and answers the control endpoints."""
 
     def __init__(self, faults: FaultPlan | None = None) -> None:
@@ -53,15 +56,24 @@ class EmulatorBase:
             return self._control(request)
         return self.answer(request)
 
+    @abc.abstractmethod
     def answer(self, request: Request) -> Reply:
         """The provider-specific answer."""
-        raise NotImplementedError
 
-    def connection_fault(self, fault: Fault) -> Reply | None:
-        """The reply for faults the HTTP/2 server carries out."""
+    def inject(
+        self, token: str, accepted: Callable[[], Reply], refused: Callable[[Fault], Reply]
+    ) -> Reply:
+        """``accepted()`` unless a fault is planned for ``token``: GOAWAY and stalls are
+        carried out by the HTTP/2 server (a stalled notification is accepted, late), the
+        rest become the provider's refusal ``refused(fault)``."""
+        fault = self.faults.pick(token)
+        if fault is None:
+            return accepted()
         if fault.kind is FaultKind.GOAWAY:
             return Reply(goaway=True)
-        return None
+        if fault.kind is FaultKind.STALL:
+            return dataclasses.replace(accepted(), stall=fault.seconds)
+        return refused(fault)
 
     def _control(self, request: Request) -> Reply:
         action = request.path[len(CONTROL_PREFIX) :]

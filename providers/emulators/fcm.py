@@ -60,6 +60,10 @@ def google_error(
     return json_reply(status, body, headers)
 
 
+def _invalid(message: str, *, field: str | None = None, fcm_code: str | None = None) -> Reply:
+    return google_error(400, "INVALID_ARGUMENT", message, fcm_code=fcm_code, field=field)
+
+
 class FcmEmulator(EmulatorBase):
     """See the module docstring."""
 
@@ -138,15 +142,11 @@ class FcmEmulator(EmulatorBase):
         if invalid is not None:
             return invalid
         token = str(message["token"])
-        fault = self.faults.pick(token)
-        if fault is not None:
-            reply = self.connection_fault(fault)
-            if reply is not None:
-                return reply
-            if fault.kind is FaultKind.STALL:
-                return self._accepted(project, token, request, message, stall=fault.seconds)
-            return self._fault_reply(fault.kind, retry_after(fault))
-        return self._accepted(project, token, request, message)
+        return self.inject(
+            token,
+            lambda: self._accepted(project, token, request, message),
+            lambda fault: self._fault_reply(fault.kind, retry_after(fault)),
+        )
 
     def _accepted(
         self,
@@ -154,57 +154,37 @@ class FcmEmulator(EmulatorBase):
         token: str,
         request: Request,
         message: dict[str, Any],
-        *,
-        stall: float = 0.0,
     ) -> Reply:
         if self.record:
             self.received.append(Received(token, dict(request.headers), message))
         self._sent += 1
         body = json.dumps({"name": f"projects/{project}/messages/0:{self._sent}"}).encode()
-        return Reply(200, (("content-type", "application/json"),), body, stall=stall)
+        return Reply(200, (("content-type", "application/json"),), body)
 
     def _validate(self, message: dict[str, Any]) -> Reply | None:
         targets = [key for key in ("token", "topic", "condition") if key in message]
         if len(targets) != 1:
-            return google_error(
-                400, "INVALID_ARGUMENT", "Exactly one of token, topic or condition is required."
-            )
+            return _invalid("Exactly one of token, topic or condition is required.")
         if "token" not in message or not isinstance(message["token"], str):
-            return google_error(
-                400, "INVALID_ARGUMENT", "token must be a string", field="message.token"
-            )
+            return _invalid("token must be a string", field="message.token")
         if not message["token"]:
-            return google_error(
-                400,
-                "INVALID_ARGUMENT",
+            return _invalid(
                 "The registration token is not a valid FCM registration token",
-                fcm_code="INVALID_ARGUMENT",
                 field="message.token",
+                fcm_code="INVALID_ARGUMENT",
             )
         data = message.get("data", {})
         if not isinstance(data, dict):
-            return google_error(400, "INVALID_ARGUMENT", "data must be a map", field="message.data")
+            return _invalid("data must be a map", field="message.data")
         size = 0
         for key, value in data.items():
             if not isinstance(value, str):
-                return google_error(
-                    400,
-                    "INVALID_ARGUMENT",
-                    "data values must be strings",
-                    field=f"message.data[{key}]",
-                )
+                return _invalid("data values must be strings", field=f"message.data[{key}]")
             if key in _RESERVED or key.startswith(("google", "gcm")):
-                return google_error(
-                    400,
-                    "INVALID_ARGUMENT",
-                    f"Invalid data key: {key}",
-                    field=f"message.data[{key}]",
-                )
+                return _invalid(f"Invalid data key: {key}", field=f"message.data[{key}]")
             size += len(key.encode()) + len(value.encode())
         if size > _DATA_LIMIT:
-            return google_error(
-                400, "INVALID_ARGUMENT", "Android message is too big", fcm_code="INVALID_ARGUMENT"
-            )
+            return _invalid("Android message is too big", fcm_code="INVALID_ARGUMENT")
         return None
 
     def _fault_reply(self, kind: FaultKind, extra: tuple[tuple[str, str], ...]) -> Reply:

@@ -9,6 +9,7 @@ token (HTTP 401); flow control is HTTP 503.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -90,25 +91,18 @@ class HmsEmulator(EmulatorBase):
         if not isinstance(data, str):
             return _result(400, "80100003", "Illegal payload, data must be a string")
         illegal: list[str] = []
+        stall = 0.0
         for token in tokens:
             fault = self.faults.pick(token)
             if fault is None:
                 continue
-            reply = self.connection_fault(fault)
-            if reply is not None:
-                return reply
             kind = fault.kind
+            if kind is FaultKind.GOAWAY:
+                return Reply(goaway=True)
             if kind in (FaultKind.UNREGISTERED, FaultKind.BAD_TOKEN, FaultKind.SENDER_MISMATCH):
                 illegal.append(token)
             elif kind is FaultKind.STALL:
-                return Reply(
-                    200,
-                    (("content-type", "application/json"),),
-                    json.dumps(
-                        {"code": "80000000", "msg": "Success", "requestId": uuid.uuid4().hex}
-                    ).encode(),
-                    stall=fault.seconds,
-                )
+                stall = max(stall, fault.seconds)
             elif kind is FaultKind.AUTH_EXPIRED:
                 self.tokens.expire_all()
                 return _result(401, "80200003", "OAuth token expired.")
@@ -121,8 +115,10 @@ class HmsEmulator(EmulatorBase):
             for token in delivered:
                 self.received.append(Received(token, dict(request.headers), message))
         if not delivered:
-            return _result(200, "80300007", "All the tokens are invalid")
-        if illegal:
+            reply = _result(200, "80300007", "All the tokens are invalid")
+        elif illegal:
             detail = {"success": len(delivered), "failure": len(illegal), "illegal_tokens": illegal}
-            return _result(200, "80100000", json.dumps(detail))
-        return _result(200, "80000000", "Success")
+            reply = _result(200, "80100000", json.dumps(detail))
+        else:
+            reply = _result(200, "80000000", "Success")
+        return dataclasses.replace(reply, stall=stall)

@@ -35,7 +35,6 @@ from relay import wire
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import Hub, Subscription
 from relay.gateway.outbox import Outbox
-from relay.services.push.wakeups import Wakeups
 from storage.db import Database
 from storage.errors import StorageError
 from storage.ids import now_us
@@ -140,14 +139,11 @@ class Gateway:
         hub: Hub,
         acks: AckBatcher,
         config: GatewayConfig,
-        *,
-        wakeups: Wakeups | None = None,
     ) -> None:
         self._db = db
         self._hub = hub
         self._acks = acks
         self._config = config
-        self._wakeups = wakeups
         self._shutting_down = trio.Event()
         self.stats = GatewayStats()
 
@@ -194,10 +190,6 @@ class Gateway:
         """The session's tasks, until one of them (or an event) ends the session."""
         device_id = subscription.device_id
         try:
-            if self._wakeups is not None:
-                # The device is online: a pending wake-up would only wake it twice.
-                wakeups = self._wakeups
-                await self._db.write(lambda conn: wakeups.cancel(conn, [device_id]))
             welcome = await self._pre_key_status(device_id)
         except StorageError as error:
             log.warning("gateway session of %s could not start: %s", device_id, error)

@@ -177,7 +177,7 @@ def build_services(
             idempotency_ttl_secs=settings.messaging_idempotency_ttl_secs,
             wakeups=wakeups,
         ),
-        tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs),
+        tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs, wakeups=wakeups),
         attachments=AttachmentService(
             db,
             blobs,
@@ -213,7 +213,6 @@ def build_services(
                 ping_interval=max(1, settings.ws_ping_interval_secs),
                 ping_timeout=settings.ws_ping_timeout_secs,
             ),
-            wakeups=wakeups,
         ),
         blobs=blobs,
     )

@@ -25,7 +25,14 @@ from relay.server import Listening, run_server
 from relay.services.registry import Services
 from storage.db import Database
 from tests.factories import Device, new_account, new_device
-from tests.messaging import nothing_more, pending, pending_is, receive_envelopes, send_numbered
+from tests.messaging import (
+    device_and_sender,
+    nothing_more,
+    pending,
+    pending_is,
+    receive_envelopes,
+    send_numbered,
+)
 from tests.rawws import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RawWebSocket
 from tests.waiting import until
 
@@ -160,9 +167,7 @@ async def test_low_pre_keys_are_reported_first(http: httpx.AsyncClient) -> None:
 
 
 async def test_enough_pre_keys_means_no_status_frame(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 1)
+    device, _sender = await device_and_sender(http, 1)
     async with connect_gateway(device.client) as gateway:
         assert isinstance(await gateway.next_event(), list)
 
@@ -171,9 +176,7 @@ async def test_enough_pre_keys_means_no_status_frame(http: httpx.AsyncClient) ->
 
 
 async def test_backlog_arrives_in_pages(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 125)
+    device, sender = await device_and_sender(http, 125)
     async with connect_gateway(device.client) as gateway:
         batches = await _envelopes(gateway, 125)
     assert [len(b) for b in batches] == [50, 50, 25]
@@ -186,8 +189,7 @@ async def test_backlog_arrives_in_pages(http: httpx.AsyncClient) -> None:
 
 
 async def test_envelope_timestamp_is_the_server_receive_time(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     wall_before = int(time.time() * 1000)
     await send_numbered(sender, device, 3)
     wall_after = int(time.time() * 1000)
@@ -199,9 +201,9 @@ async def test_envelope_timestamp_is_the_server_receive_time(http: httpx.AsyncCl
 
 @pytest.mark.settings(ws_max_batch_bytes=200)
 async def test_frames_stay_under_the_byte_limit(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 4, width=60)  # ~120-byte envelopes: one per frame
+    device, sender = await device_and_sender(
+        http, 4, width=60
+    )  # ~120-byte envelopes: one per frame
     await sender.client.send_messages([Outgoing(device.id, b"x" * 500)])  # alone, not dropped
     async with connect_gateway(device.client) as gateway:
         batches = await _envelopes(gateway, 5)
@@ -210,8 +212,7 @@ async def test_frames_stay_under_the_byte_limit(http: httpx.AsyncClient) -> None
 
 
 async def test_live_delivery(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     async with connect_gateway(device.client) as gateway:
         await send_numbered(sender, device, 1)
         assert [e.message for e in (await _envelopes(gateway, 1))[0]] == [b"00000000"]
@@ -221,8 +222,7 @@ async def test_live_delivery(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.settings(ws_outbound_buffer_size=10)
 async def test_a_burst_of_wake_ups_still_delivers_everything(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     async with connect_gateway(device.client) as gateway, trio.open_nursery() as nursery:
 
         async def burst() -> None:
@@ -250,9 +250,7 @@ async def test_other_devices_of_the_user_get_nothing(http: httpx.AsyncClient) ->
 async def test_unacknowledged_messages_come_back_only_on_a_new_connection(
     http: httpx.AsyncClient,
 ) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 2)
+    device, sender = await device_and_sender(http, 2)
     async with connect_gateway(device.client) as gateway:
         await _envelopes(gateway, 2)
         await send_numbered(sender, device, 1)
@@ -265,9 +263,7 @@ async def test_unacknowledged_messages_come_back_only_on_a_new_connection(
 async def test_flushed_acks_never_come_back(
     http: httpx.AsyncClient, db: Database, services: Services
 ) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 3)
+    device, _sender = await device_and_sender(http, 3)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 3))[0]
         await gateway.ack([batch[0].id, batch[1].id])
@@ -284,9 +280,7 @@ async def test_flushed_acks_never_come_back(
 async def test_acked_messages_stay_pending_until_flushed(
     http: httpx.AsyncClient, db: Database
 ) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 3)
+    device, _sender = await device_and_sender(http, 3)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 3))[0]
         await gateway.ack([e.id for e in batch])
@@ -313,9 +307,7 @@ async def test_acks_of_other_devices_messages_delete_nothing(
 async def test_junk_frames_are_ignored(
     http: httpx.AsyncClient, db: Database, services: Services
 ) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
-    await send_numbered(sender, device, 2)
+    device, sender = await device_and_sender(http, 2)
     async with connect_gateway(device.client) as gateway:
         batch = (await _envelopes(gateway, 2))[0]
         for junk in (
@@ -335,8 +327,7 @@ async def test_junk_frames_are_ignored(
 
 
 async def test_several_sessions_of_one_device_each_receive(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     async with connect_gateway(device.client) as first, connect_gateway(device.client) as second:
         await send_numbered(sender, device, 1)
         assert len((await _envelopes(first, 1))[0]) == 1
@@ -450,8 +441,7 @@ async def test_the_first_ping_comes_one_interval_after_connecting(
 async def test_client_pings_are_answered_during_bulk_delivery(
     relay: Listening, http: httpx.AsyncClient
 ) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     for _ in range(10):  # 40 envelopes of 400 kB: 20 frames of two
         await sender.client.send_messages([Outgoing(device.id, b"b" * 400_000) for _ in range(4)])
     raw = await RawWebSocket.connect(relay.api_url, await device.client.gateway_ticket())
@@ -487,8 +477,7 @@ async def test_an_oversized_client_message_closes_with_1009(
 
 @pytest.mark.settings(ws_ping_interval_secs=1, ws_ping_timeout_secs=1)
 async def test_clients_that_answer_pings_stay_connected(http: httpx.AsyncClient) -> None:
-    device = await new_device(http, one_time_pre_keys=20)
-    sender = await new_device(http)
+    device, sender = await device_and_sender(http)
     async with connect_gateway(device.client) as gateway:
         await trio.sleep(3.5)  # trio-websocket answers the pings
         await send_numbered(sender, device, 1)

@@ -86,40 +86,22 @@ async def test_bad_credentials_are_400s_and_store_nothing(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     good = keys.apns_credentials()
+
+    def apns(**changes: str | bytes) -> partial[object]:
+        values: dict[str, str | bytes] = {
+            "key_pem": good.key_pem,
+            "key_id": "KEY1234567",
+            "team_id": "TEAM123456",
+            "bundle_id": "b",
+            **changes,
+        }
+        return partial(services.push_apps.set_apns, "shop", **values)
+
     attempts = [
-        partial(
-            services.push_apps.set_apns,
-            "shop",
-            key_pem=b"nope",
-            key_id="KEY1234567",
-            team_id="TEAM123456",
-            bundle_id="b",
-        ),
-        partial(
-            services.push_apps.set_apns,
-            "shop",
-            key_pem=rsa_pem,
-            key_id="KEY1234567",
-            team_id="TEAM123456",
-            bundle_id="b",
-        ),
-        partial(
-            services.push_apps.set_apns,
-            "shop",
-            key_pem=good.key_pem,
-            key_id="short",
-            team_id="TEAM123456",
-            bundle_id="b",
-        ),
-        partial(
-            services.push_apps.set_apns,
-            "shop",
-            key_pem=good.key_pem,
-            key_id="KEY1234567",
-            team_id="TEAM123456",
-            bundle_id="b",
-            environment="staging",
-        ),
+        apns(key_pem=b"nope"),
+        apns(key_pem=rsa_pem),
+        apns(key_id="short"),
+        apns(environment="staging"),
         partial(services.push_apps.set_fcm, "shop", "{}"),
         partial(services.push_apps.set_fcm, "shop", "not json"),
         partial(services.push_apps.set_hms, "shop", app_id="", client_secret="x"),

@@ -42,6 +42,15 @@ async def app(services: Services, keys: Keys) -> None:
     await configure_app(services.push_apps, keys)
 
 
+async def _registered_pair(
+    http: httpx.AsyncClient, token: str, **registration: str
+) -> tuple[Device, Device]:
+    """A sender and a recipient whose device registered ``token`` for wake-ups."""
+    sender, recipient = await new_device(http), await new_device(http)
+    await recipient.client.put_push_token(token, **registration)
+    return sender, recipient
+
+
 async def _send(sender: Device, recipient: Device, text: bytes = b"hi") -> None:
     assert await sender.client.send_messages([Outgoing(recipient.id, text)]) == []
 
@@ -54,8 +63,7 @@ async def _token_of(db: Database, device: Device) -> str | None:
 async def test_an_offline_device_gets_exactly_one_wake_up_for_a_burst(
     app: None, http: httpx.AsyncClient, emulators: Emulators
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-offline")
+    sender, recipient = await _registered_pair(http, "fcm-offline")
     for index in range(10):
         await _send(sender, recipient, b"%d" % index)
     await until_true(lambda: len(emulators.fcm.received) == 1)
@@ -71,8 +79,7 @@ async def test_an_offline_device_gets_exactly_one_wake_up_for_a_burst(
 async def test_a_connected_device_that_acks_in_time_gets_none(
     app: None, http: httpx.AsyncClient, emulators: Emulators, db: Database
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-online")
+    sender, recipient = await _registered_pair(http, "fcm-online")
     async with connect_gateway(recipient.client) as gateway:
         await _send(sender, recipient)
         [batch] = await receive_envelopes(gateway, 1)
@@ -90,8 +97,7 @@ async def test_a_connected_device_that_acks_in_time_gets_none(
 async def test_a_connected_device_that_does_not_ack_gets_one(
     app: None, http: httpx.AsyncClient, emulators: Emulators
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-lazy")
+    sender, recipient = await _registered_pair(http, "fcm-lazy")
     async with connect_gateway(recipient.client) as gateway:
         await _send(sender, recipient)
         await receive_envelopes(gateway, 1)
@@ -101,8 +107,7 @@ async def test_a_connected_device_that_does_not_ack_gets_one(
 async def test_connecting_cancels_the_pending_wake_up(
     app: None, http: httpx.AsyncClient, emulators: Emulators, db: Database
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-connects")
+    sender, recipient = await _registered_pair(http, "fcm-connects")
     await _send(sender, recipient)
     assert (await db.read(push_jobs.counts)).get("pending") == 1
     async with connect_gateway(recipient.client) as gateway:
@@ -140,8 +145,9 @@ async def test_a_device_with_a_push_key_gets_an_encrypted_wake_up(
     app: None, platform: str, http: httpx.AsyncClient, emulators: Emulators
 ) -> None:
     token = APNS_TOKEN if platform == "apns" else f"{platform}-e2ee"
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token(token, platform=platform, push_key=PUSH_KEY_TEXT)
+    sender, recipient = await _registered_pair(
+        http, token, platform=platform, push_key=PUSH_KEY_TEXT
+    )
     await _send(sender, recipient)
     emulator = {"apns": emulators.apns, "fcm": emulators.fcm, "hms": emulators.hms}[platform]
     await until_true(lambda: len(emulator.received) == 1)
@@ -161,8 +167,7 @@ async def test_a_device_with_a_push_key_gets_an_encrypted_wake_up(
 async def test_apns_410_removes_a_token_registered_before_it(
     app: None, http: httpx.AsyncClient, emulators: Emulators, db: Database
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token(APNS_TOKEN, platform="apns")
+    sender, recipient = await _registered_pair(http, APNS_TOKEN, platform="apns")
     later = now_us() // 1000 + 60_000
     emulators.apns.faults.per_token[APNS_TOKEN] = Fault(FaultKind.UNREGISTERED, timestamp_ms=later)
     await _send(sender, recipient)
@@ -176,8 +181,7 @@ async def test_apns_410_removes_a_token_registered_before_it(
 async def test_apns_410_older_than_the_registration_keeps_the_token(
     app: None, http: httpx.AsyncClient, emulators: Emulators, db: Database, services: Services
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token(APNS_TOKEN, platform="apns")
+    sender, recipient = await _registered_pair(http, APNS_TOKEN, platform="apns")
     earlier = now_us() // 1000 - 60_000  # the app registered again after Apple's verdict
     emulators.apns.faults.per_token[APNS_TOKEN] = Fault(
         FaultKind.UNREGISTERED, timestamp_ms=earlier
@@ -192,8 +196,7 @@ async def test_apns_410_older_than_the_registration_keeps_the_token(
 async def test_fcm_dead_token_signals_remove_the_token(
     app: None, kind: FaultKind, http: httpx.AsyncClient, emulators: Emulators, db: Database
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-dead")
+    sender, recipient = await _registered_pair(http, "fcm-dead")
     emulators.fcm.faults.per_token["fcm-dead"] = Fault(kind)
     await _send(sender, recipient)
 
@@ -207,8 +210,7 @@ async def test_fcm_dead_token_signals_remove_the_token(
 async def test_transient_errors_never_remove_the_token(
     app: None, kind: FaultKind, http: httpx.AsyncClient, emulators: Emulators, db: Database
 ) -> None:
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("fcm-busy")
+    sender, recipient = await _registered_pair(http, "fcm-busy")
     emulators.fcm.faults.per_token["fcm-busy"] = Fault(kind, times=1)
     await _send(sender, recipient)
     await until_true(lambda: len(emulators.fcm.received) == 1)
@@ -219,8 +221,7 @@ async def test_credential_errors_never_remove_the_token(
     app: None, http: httpx.AsyncClient, emulators: Emulators, db: Database, services: Services
 ) -> None:
     await services.push_apps.set_hms("relay", app_id="104123456", client_secret="wrong")
-    sender, recipient = await new_device(http), await new_device(http)
-    await recipient.client.put_push_token("hms-1", platform="hms")
+    sender, recipient = await _registered_pair(http, "hms-1", platform="hms")
     await _send(sender, recipient)
     await until_true(lambda: services.push.stats.failed == 1)
     await services.push.invalidator.flush()

@@ -341,9 +341,7 @@ class PushService:
                 # down: the job is retried like a transient failure, within its cap.
                 log.exception("push job %s failed unexpectedly", job.id)
                 outcome = Outcome(Verdict.RETRY, f"internal error: {type(error).__name__}")
-                verdict = self._judge(
-                    job.app_id or job.id, outcome, "", job.attempts, job.max_attempts, 0
-                )
+                verdict = self._judge(job.app_id, outcome, "", job.attempts, job.max_attempts, 0)
             if verdict.removal is not None:
                 await self.invalidator.add(verdict.removal)
             await results.send((job, verdict))
@@ -413,7 +411,7 @@ class PushService:
 
     def _judge(
         self,
-        app_id: uuid.UUID,
+        app_id: uuid.UUID | None,
         outcome: Outcome,
         token: str,
         attempt: int,
