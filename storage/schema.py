@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -211,6 +212,8 @@ push_jobs = Table(
     Column("token", Text, nullable=True),
     Column("message", Text, nullable=True),
     Column("coalesce_key", String(100), nullable=True),
+    # The PowerAuth campaign a job belongs to (its progress is counted from here).
+    Column("campaign_id", Integer, nullable=True),
     Column("state", String(10), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
@@ -223,6 +226,7 @@ push_jobs = Table(
     CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
     Index(None, "state", "next_attempt_at"),
     Index(None, "state", "updated_at"),
+    Index(None, "campaign_id"),
     Index(
         "uq_push_jobs_pending_coalesce_key",
         "coalesce_key",
@@ -250,4 +254,141 @@ idempotency_records = Table(
     Column("expires_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("device_id", "idempotency_key"),
     Index(None, "expires_at"),
+)
+
+# --- the compatible push APIs (PowerAuth, Zulip, Rocket.Chat) -----------------------------
+
+_FACES = "face IN ('powerauth', 'zulip', 'rocketchat')"
+
+
+def _app_fk() -> ForeignKey:
+    return ForeignKey("push_apps.id", ondelete="CASCADE")
+
+
+# One registration model under the three faces. ``user_name`` is the user as the faces
+# name it: the relay username for Zulip and Rocket.Chat, PowerAuth's ``userId`` string
+# (matching a relay username reaches that user's registrations from every face).
+# ``face_ref`` is the face's own handle: activation id, push_account_id or document id.
+push_registrations = Table(
+    "push_registrations",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("app_id", UUIDType, _app_fk(), nullable=False),
+    Column("user_name", String(255), nullable=False),
+    Column("face", String(16), nullable=False),
+    Column("face_ref", String(255), nullable=False),
+    Column("platform", String(8), nullable=False),
+    Column("environment", String(16), nullable=False),
+    Column("token", Text, nullable=False),
+    # The end-to-end push key (0x31 + 32 bytes), sealed with the server key.
+    Column("push_key", LargeBinary, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint(_FACES, name="face"),
+    CheckConstraint("platform IN ('apns', 'fcm', 'hms')", name="platform"),
+    CheckConstraint("environment IN ('production', 'development')", name="environment"),
+    UniqueConstraint("face", "user_name", "face_ref"),
+    Index(None, "face", "face_ref"),
+    Index(None, "app_id", "user_name"),
+    Index(None, "app_id", "token"),
+    Index(None, "token"),
+)
+
+# PowerAuth activations known to this server (status from /push/device/status/update).
+powerauth_activations = Table(
+    "powerauth_activations",
+    metadata,
+    Column("activation_id", String(255), primary_key=True),
+    Column("user_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+push_campaigns = Table(
+    "push_campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app_id", UUIDType, _app_fk(), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("sent", Boolean, nullable=False),
+    # new -> sending (pages being queued; ``cursor`` is the last token queued) -> sent.
+    Column("state", String(10), nullable=False),
+    Column("cursor", Text, nullable=True),
+    Column("devices", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    CheckConstraint("state IN ('new', 'sending', 'sent')", name="state"),
+    Index(None, "state"),
+)
+
+push_campaign_users = Table(
+    "push_campaign_users",
+    metadata,
+    Column(
+        "campaign_id",
+        Integer,
+        ForeignKey("push_campaigns.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_name", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("campaign_id", "user_name"),
+    Index(None, "user_name"),
+)
+
+push_inbox = Table(
+    "push_inbox",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("user_name", String(255), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("read", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("read_at", BigInteger, nullable=True),
+    Index(None, "user_name", "read"),
+    Index(None, "user_name", "created_at"),
+)
+
+push_inbox_apps = Table(
+    "push_inbox_apps",
+    metadata,
+    Column("inbox_id", UUIDType, ForeignKey("push_inbox.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", UUIDType, _app_fk(), nullable=False),
+    PrimaryKeyConstraint("inbox_id", "app_id"),
+    Index(None, "app_id"),
+)
+
+# Integrator API keys for the PowerAuth face (SHA-256 digests).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Zulip API keys and Rocket.Chat auth tokens of relay users (SHA-256 digests).
+face_tokens = Table(
+    "face_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", UUIDType, _user_fk(), nullable=False),
+    Column("face", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint(_FACES, name="face"),
+    Index(None, "user_id", "face", "created_at"),
+)
+
+# The Zulip bouncer's registration-encryption key pairs (private halves sealed).
+bouncer_keys = Table(
+    "bouncer_keys",
+    metadata,
+    Column("public_key", String(64), primary_key=True),
+    Column("private_key", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )

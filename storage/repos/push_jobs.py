@@ -29,6 +29,7 @@ class NewJob:
     message: str
     expires_at: int | None = None
     coalesce_key: str | None = None
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ def enqueue(
             "token": job.token,
             "message": job.message,
             "coalesce_key": job.coalesce_key,
+            "campaign_id": job.campaign_id,
             "state": PENDING,
             "attempts": 0,
             "max_attempts": max_attempts,
@@ -139,6 +141,7 @@ def schedule_wakeups(
             "token": None,
             "message": None,
             "coalesce_key": wakeup_key(device_id),
+            "campaign_id": None,
             "state": PENDING,
             "attempts": 0,
             "max_attempts": max_attempts,
@@ -285,6 +288,16 @@ def counts(conn: Connection) -> dict[str, int]:
     """Jobs per state."""
     rows = conn.execute(select(push_jobs.c.state, func.count()).group_by(push_jobs.c.state))
     return {str(row[0]): int(row[1]) for row in rows}
+
+
+def campaign_counts(conn: Connection, campaign_id: int) -> dict[str, int]:
+    """Jobs of a campaign by state (finished ones until they are deleted)."""
+    rows = conn.execute(
+        select(push_jobs.c.state, func.count())
+        .where(push_jobs.c.campaign_id == campaign_id)
+        .group_by(push_jobs.c.state)
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 def next_due(conn: Connection) -> int | None:

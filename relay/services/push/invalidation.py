@@ -2,7 +2,8 @@
 
 Removals are buffered and flushed in one ``executemany`` when ``batch_size`` are waiting
 or every ``interval`` seconds, and once more at shutdown. Each removal only deletes the
-token if it was not registered again since the send that found it dead.
+token if it was not registered again since the send that found it dead, from the relay's
+device tokens and from the faces' registrations alike.
 """
 
 from __future__ import annotations
@@ -11,16 +12,24 @@ import logging
 from functools import partial
 
 import trio
+from sqlalchemy.engine import Connection
 
 from storage.db import Database
 from storage.errors import StorageError
-from storage.repos import push_tokens
+from storage.repos import push_registrations, push_tokens
 from storage.repos.push_tokens import Removal
 
 log = logging.getLogger("relay.push")
 
 # add() waits (back-pressure on deliveries) beyond this many batches of backlog.
 _BACKLOG_BATCHES = 10
+
+
+def _remove(conn: Connection, removals: list[Removal]) -> int:
+    # A dead token is dead for the relay's devices and for every face's registrations.
+    return push_tokens.remove_unless_renewed(
+        conn, removals
+    ) + push_registrations.remove_unless_renewed(conn, removals)
 
 
 class TokenInvalidator:
@@ -67,9 +76,7 @@ class TokenInvalidator:
             batch = self._pending[: self._batch_size]
             del self._pending[: len(batch)]
             try:
-                removed = await self._db.write(
-                    partial(push_tokens.remove_unless_renewed, removals=batch)
-                )
+                removed = await self._db.write(partial(_remove, removals=batch))
             except StorageError as error:
                 log.warning("could not remove %d dead push tokens: %s", len(batch), error)
                 continue

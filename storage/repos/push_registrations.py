@@ -1,0 +1,187 @@
+"""The unified push registrations written by the PowerAuth, Zulip and Rocket.Chat faces."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from storage.repos.push_tokens import Removal
+from storage.schema import push_campaign_users, push_registrations
+
+POWERAUTH, ZULIP, ROCKETCHAT = "powerauth", "zulip", "rocketchat"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One device registration of one user for one app."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    user_name: str
+    face: str
+    face_ref: str
+    platform: str
+    environment: str
+    token: str
+    push_key: bytes | None
+    active: bool
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTarget:
+    """One distinct device of a campaign page."""
+
+    platform: str
+    environment: str
+    token: str
+    push_key: bytes | None
+
+
+def _row(row: object) -> Registration:
+    return Registration(*(getattr(row, c.name) for c in push_registrations.columns))
+
+
+def insert(conn: Connection, registration: Registration) -> None:
+    """Store a new registration."""
+    conn.execute(
+        push_registrations.insert().values(
+            {c.name: getattr(registration, c.name) for c in push_registrations.columns}
+        )
+    )
+
+
+def change(conn: Connection, registration_id: uuid.UUID, **values: object) -> None:
+    """Update columns of one registration."""
+    conn.execute(
+        update(push_registrations).where(push_registrations.c.id == registration_id).values(values)
+    )
+
+
+def by_ref(conn: Connection, face: str, face_ref: str) -> list[Registration]:
+    """Registrations a face knows under ``face_ref`` (any user)."""
+    rows = conn.execute(
+        select(push_registrations).where(
+            push_registrations.c.face == face, push_registrations.c.face_ref == face_ref
+        )
+    )
+    return [_row(row) for row in rows]
+
+
+def by_user(conn: Connection, face: str, user_name: str) -> list[Registration]:
+    """A user's registrations made through one face, oldest first."""
+    rows = conn.execute(
+        select(push_registrations)
+        .where(push_registrations.c.face == face, push_registrations.c.user_name == user_name)
+        .order_by(push_registrations.c.created_at)
+    )
+    return [_row(row) for row in rows]
+
+
+def by_token(
+    conn: Connection, token: str, *, app_id: uuid.UUID | None = None, face: str | None = None
+) -> list[Registration]:
+    """Registrations of a token, optionally within one app or one face."""
+    query = select(push_registrations).where(push_registrations.c.token == token)
+    if app_id is not None:
+        query = query.where(push_registrations.c.app_id == app_id)
+    if face is not None:
+        query = query.where(push_registrations.c.face == face)
+    return [_row(row) for row in conn.execute(query)]
+
+
+def of_user(
+    conn: Connection,
+    app_id: uuid.UUID | None,
+    user_name: str,
+    *,
+    activation_id: str | None = None,
+) -> list[Registration]:
+    """The registrations a message to ``user_name`` reaches (every face); within one app
+    unless ``app_id`` is None, narrowed to one PowerAuth activation if given."""
+    query = select(push_registrations).where(push_registrations.c.user_name == user_name)
+    if app_id is not None:
+        query = query.where(push_registrations.c.app_id == app_id)
+    if activation_id is not None:
+        query = query.where(
+            push_registrations.c.face == POWERAUTH,
+            push_registrations.c.face_ref == activation_id,
+        )
+    return [_row(row) for row in conn.execute(query.order_by(push_registrations.c.created_at))]
+
+
+def delete_ids(conn: Connection, ids: Sequence[uuid.UUID]) -> int:
+    """Delete registrations by id."""
+    if not ids:
+        return 0
+    result = conn.execute(delete(push_registrations).where(push_registrations.c.id.in_(ids)))
+    return max(result.rowcount, 0)
+
+
+def delete_token(
+    conn: Connection,
+    token: str,
+    *,
+    app_id: uuid.UUID | None = None,
+    face: str | None = None,
+    user_name: str | None = None,
+) -> int:
+    """Delete the registrations of a token (within an app, face and user when given)."""
+    statement = delete(push_registrations).where(push_registrations.c.token == token)
+    if app_id is not None:
+        statement = statement.where(push_registrations.c.app_id == app_id)
+    if face is not None:
+        statement = statement.where(push_registrations.c.face == face)
+    if user_name is not None:
+        statement = statement.where(push_registrations.c.user_name == user_name)
+    return max(conn.execute(statement).rowcount, 0)
+
+
+def set_active(conn: Connection, face: str, face_ref: str, active: bool, *, now: int) -> int:
+    """Mark every registration of ``face_ref`` (in)active."""
+    result = conn.execute(
+        update(push_registrations)
+        .where(push_registrations.c.face == face, push_registrations.c.face_ref == face_ref)
+        .values(active=active, updated_at=now)
+    )
+    return max(result.rowcount, 0)
+
+
+def campaign_page(
+    conn: Connection, campaign_id: int, app_id: uuid.UUID, *, after: str | None, limit: int
+) -> list[CampaignTarget]:
+    """The next ``limit`` distinct tokens (by token order, after ``after``) of the
+    campaign's users in its app: each device once, however many users share it."""
+    r = push_registrations
+    query = (
+        select(r.c.token, func.min(r.c.platform), func.min(r.c.environment), func.min(r.c.push_key))
+        .join(push_campaign_users, push_campaign_users.c.user_name == r.c.user_name)
+        .where(push_campaign_users.c.campaign_id == campaign_id, r.c.app_id == app_id)
+        .group_by(r.c.token)
+        .order_by(r.c.token)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(r.c.token > after)
+    return [CampaignTarget(row[1], row[2], row[0], row[3]) for row in conn.execute(query)]
+
+
+def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
+    """Compare-and-clear: delete registrations of each token not renewed since ``before``."""
+    if not removals:
+        return 0
+    statement = delete(push_registrations).where(
+        and_(
+            push_registrations.c.token == bindparam("b_token"),
+            push_registrations.c.updated_at < bindparam("b_before"),
+        )
+    )
+    result = conn.execute(
+        statement, [{"b_token": item.token, "b_before": item.before} for item in removals]
+    )
+    return max(result.rowcount, 0)
