@@ -85,7 +85,18 @@ def payload(message: PushMessage) -> dict[str, object]:
         aps["alert"] = {"title": ENCRYPTED_PLACEHOLDER}
         aps["mutable-content"] = 1
     else:
-        alert = {k: v for k, v in (("title", message.title), ("body", message.body)) if v}
+        alert: dict[str, object] = {
+            k: v
+            for k, v in (
+                ("title", message.title),
+                ("body", message.body),
+                ("title-loc-key", message.title_loc_key),
+                ("title-loc-args", list(message.title_loc_args)),
+                ("loc-key", message.body_loc_key),
+                ("loc-args", list(message.body_loc_args)),
+            )
+            if v
+        }
         if alert:
             aps["alert"] = alert
         if message.sound:

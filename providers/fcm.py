@@ -124,10 +124,14 @@ def build_message(message: PushMessage, token: str, *, now: int) -> dict[str, An
         "android": android,
         "apns": {"headers": apns_headers, "payload": {"aps": aps}},
     }
-    if not message.silent and not message.encrypted and (message.title or message.body):
-        body["notification"] = {
-            k: v for k, v in (("title", message.title), ("body", message.body)) if v
-        }
+    if not message.silent and not message.encrypted:
+        if message.title or message.body:
+            body["notification"] = {
+                k: v for k, v in (("title", message.title), ("body", message.body)) if v
+            }
+        display = message.android_notification()
+        if display:
+            android["notification"] = display
     return body
 
 

@@ -65,11 +65,13 @@ def build_request(
     if message.collapse_key:
         android["bi_tag"] = message.collapse_key
     body: dict[str, Any] = {"token": [token], "android": android}
-    if message.silent or message.encrypted or not (message.title or message.body):
+    display = message.android_notification()
+    if message.silent or message.encrypted or not (message.title or message.body or display):
         body["data"] = data
     else:
         android["notification"] = {
             **{k: v for k, v in (("title", message.title), ("body", message.body)) if v},
+            **display,
             "click_action": {"type": 3},
         }
         if message.data:

@@ -40,12 +40,21 @@ class PushMessage:
     badge: int | None = None
     category: str | None = None
     thread_id: str | None = None
+    # Localised alerts: keys into the app's strings, with their format arguments.
+    title_loc_key: str | None = None
+    title_loc_args: tuple[str, ...] = ()
+    body_loc_key: str | None = None
+    body_loc_args: tuple[str, ...] = ()
+    icon: str | None = None  # Android notification icon (FCM, HMS)
     silent: bool = False
     high_priority: bool = True
     collapse_key: str | None = None
     expires_at: int | None = None
     mutable_content: bool = False
     push_type: str | None = None
+    # The exact JSON to encrypt end to end, when a face has its own schema (Zulip's);
+    # without it the visible fields and data are encrypted.
+    plaintext: str | None = None
     # End-to-end encrypted: ``data`` holds ``encrypted_data``. APNs then shows a
     # placeholder alert for the Notification Service Extension; FCM/HMS send data only.
     encrypted: bool = False
@@ -60,6 +69,9 @@ class PushMessage:
         }
         if "data" in fields:
             fields["data"] = dict(fields["data"])
+        for name in _TUPLES:
+            if name in fields:
+                fields[name] = list(fields[name])
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
@@ -67,10 +79,31 @@ class PushMessage:
         """Read a message written by :meth:`to_json`."""
         fields = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in fields.items() if k in known})
+        values = {k: v for k, v in fields.items() if k in known}
+        for name in _TUPLES:
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    def android_notification(self) -> dict[str, object]:
+        """The Android display fields shared by FCM and HMS (``android.notification``)."""
+        fields: dict[str, object] = {}
+        for key, value in (
+            ("title_loc_key", self.title_loc_key),
+            ("title_loc_args", list(self.title_loc_args)),
+            ("body_loc_key", self.body_loc_key),
+            ("body_loc_args", list(self.body_loc_args)),
+            ("icon", self.icon),
+            ("sound", self.sound),
+            ("tag", self.category),
+        ):
+            if value:
+                fields[key] = value
+        return fields
 
 
 _DEFAULT = PushMessage()
+_TUPLES = ("title_loc_args", "body_loc_args")
 
 
 class Verdict(enum.Enum):

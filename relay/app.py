@@ -11,12 +11,16 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from relay.api.asgi import websocket_reject
+from relay.api.documents import blueprint as face_documents
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
 from relay.api.obscura import blueprint as obscura_blueprint
 from relay.api.obscura.attachments import DOWNLOAD_PREFIX, UPLOAD_PATH, AttachmentEndpoint
 from relay.api.obscura.backup import BACKUP_PATH, BackupEndpoint
 from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
+from relay.api.powerauth import blueprint as powerauth_blueprint
+from relay.api.rocketchat import blueprint as rocketchat_blueprint
+from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
 from relay.errors import RelayError
 from relay.services.registry import Services
@@ -36,6 +40,10 @@ def create_quart_app(services: Services) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.register_blueprint(obscura_blueprint(services))
+    app.register_blueprint(powerauth_blueprint(services))
+    app.register_blueprint(zulip_blueprint(services))
+    app.register_blueprint(rocketchat_blueprint(services))
+    app.register_blueprint(face_documents())
 
     @app.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:

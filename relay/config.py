@@ -65,6 +65,18 @@ def _parse_environment(text: str) -> str:
     return lowered
 
 
+def _parse_key_map(text: str) -> str:
+    # A JSON object of Base64 strings; whether each pair matches is checked at start-up.
+    import json
+
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
+    ):
+        raise ValueError("expected a JSON object {public_b64: private_b64}")
+    return text
+
+
 def _parse_log_level(text: str) -> str:
     upper = text.strip().upper()
     if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -325,6 +337,30 @@ class Settings:
     push_retry_max_secs: int = _setting(300, "longest retry delay", minimum=1)
     push_job_retention_secs: int = _setting(
         86400, "how long finished push jobs (and their status) are kept", minimum=0
+    )
+
+    # --- compatible push APIs (PowerAuth, Zulip, Rocket.Chat) ----------------------------
+    powerauth_open: bool = _setting(
+        False,
+        "serve the PowerAuth API without integrator keys (trusted networks only; "
+        "logs a warning at start-up)",
+    )
+    powerauth_multiple_activations: bool = _setting(
+        False, "allow /push/device/create/multi (one token for several activations)"
+    )
+    powerauth_campaign_page_size: int = _setting(
+        1000, "devices queued per campaign page (one transaction each)", minimum=1, maximum=10000
+    )
+    zulip_push_app: str = _setting(
+        "zulip", "push app that Zulip registrations send through (created when needed)"
+    )
+    zulip_realm_name: str = _setting("Relay", "realm_name in Zulip notifications")
+    push_registration_encryption_keys: str | None = _setting(
+        None,
+        "Zulip bouncer key pairs, a JSON object {public_b64: private_b64} "
+        "(added to those of relay keys bouncer)",
+        parse=_parse_key_map,
+        secret=True,
     )
 
     # --- health --------------------------------------------------------------------------

@@ -92,3 +92,39 @@ class ClientIpResolver:
                 if address is not None and not self._is_trusted(address):
                     return str(address)
         return str(peer_address)
+
+
+class FailureWindow:
+    """At most ``limit`` failures per key within ``window`` seconds (e.g. password
+    guesses per username); successes cost nothing. Memory is bounded by ``max_keys``."""
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = _MAX_TRACKED_KEYS) -> None:
+        self._limit = limit
+        self._window = window
+        self._max_keys = max_keys
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        kept = [moment for moment in self._failures.get(key, ()) if now - moment < self._window]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
+        return kept
+
+    def blocked(self, key: str, now: float) -> float | None:
+        """Seconds until ``key`` may try again, or None if it may now."""
+        recent = self._recent(key, now)
+        if len(recent) < self._limit:
+            return None
+        return recent[-self._limit] + self._window - now
+
+    def record(self, key: str, now: float) -> None:
+        """Count a failure of ``key``."""
+        if len(self._failures) >= self._max_keys and key not in self._failures:
+            for other in list(self._failures):
+                self._recent(other, now)
+            if len(self._failures) >= self._max_keys:
+                oldest = min(self._failures, key=lambda item: self._failures[item][-1])
+                del self._failures[oldest]
+        self._failures.setdefault(key, []).append(now)

@@ -102,12 +102,21 @@ async def run_server(
     """Serve until ``shutdown`` is set (or a signal arrives), then stop gracefully."""
     stopping = trio.Event()
     await install_obscura_fcm(settings, services)
+    if settings.powerauth_open:
+        log.warning(
+            "RELAY_POWERAUTH_OPEN: the PowerAuth push API accepts requests without an "
+            "integrator key; expose it to trusted networks only"
+        )
     async with trio.open_nursery() as root:
         if handle_signals:
             root.start_soon(_watch_signals, shutdown)
         root.start_soon(_close_gateway_on, shutdown, services)
         async with trio.open_nursery() as workers:
-            for worker in [*background_workers(settings, services), services.acks.run]:
+            for worker in [
+                *background_workers(settings, services),
+                services.acks.run,
+                services.powerauth.campaigns.run,
+            ]:
                 workers.start_soon(worker, stopping)
             await workers.start(partial(services.push.run, stopping))
             async with trio.open_nursery() as listeners:

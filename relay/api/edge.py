@@ -51,11 +51,22 @@ class RouteClass:
     timeout: float
 
 
-_AUTH_PATHS = frozenset({"/v1/users", "/v1/sessions", "/v1/sessions/refresh"})
+# Password logins of every face share the auth tier (the faces' own per-username limits
+# come on top); the Zulip and Rocket.Chat APIs share the standard tier. The PowerAuth API
+# serves authenticated integrator back-ends and has no per-IP limit.
+_AUTH_PATHS = frozenset(
+    {
+        "/v1/users",
+        "/v1/sessions",
+        "/v1/sessions/refresh",
+        "/api/v1/fetch_api_key",
+        "/api/v1/login",
+    }
+)
 _STANDARD_PATHS = frozenset(
     {"/v1/messages", "/v1/gateway", "/v1/gateway/ticket", "/v1/push-tokens"}
 )
-_STANDARD_PREFIXES = ("/v1/devices", "/v1/users/")
+_STANDARD_PREFIXES = ("/v1/devices", "/v1/users/", "/api/v1/")
 
 
 class EdgePolicy:

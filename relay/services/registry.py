@@ -9,32 +9,57 @@ import trio
 
 from providers.client import Endpoints
 from providers.h2pool import PoolConfig
-from relay.config import Settings
+from relay.config import SettingError, Settings
 from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
 from relay.crypto.sealing import Vault, new_key
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import LocalHub
 from relay.gateway.session import Gateway, GatewayConfig
+from relay.services.api_keys import ApiKeyService
 from relay.services.attachments import AttachmentService
 from relay.services.backups import BackupService
 from relay.services.devices import DeviceService
+from relay.services.face_logins import FaceLoginService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
+from relay.services.powerauth.admin import AdminService
+from relay.services.powerauth.campaigns import CampaignService
+from relay.services.powerauth.devices import DeviceService as PowerAuthDevices
+from relay.services.powerauth.inbox import InboxService
+from relay.services.powerauth.messages import MessageService
 from relay.services.push.apps import AppService
 from relay.services.push.retry import RetryPolicy
 from relay.services.push.service import PushConfig, PushService
 from relay.services.push.wakeups import Wakeups
 from relay.services.push_tokens import PushTokenService
+from relay.services.registrations import RegistrationSender
+from relay.services.rocketchat import RocketChatService
 from relay.services.sessions import SessionIssuer, SessionService
 from relay.services.tickets import TicketService
 from relay.services.uploads import SizeLimits
+from relay.services.zulip.bouncer import parse_key_map
+from relay.services.zulip.keys import BouncerKeys
+from relay.services.zulip.service import ZulipConfig, ZulipService
 from storage.blobs import BlobStore, FilesystemBlobStore
 from storage.db import Database
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
 _PASSWORD_HASH_THREADS = 2
+
+
+@dataclass(frozen=True)
+class PowerAuth:
+    """The PowerAuth face's services."""
+
+    devices: PowerAuthDevices
+    messages: MessageService
+    campaigns: CampaignService
+    inbox: InboxService
+    admin: AdminService
+    api_keys: ApiKeyService
+    open: bool
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,10 @@ class Services:
     acks: AckBatcher
     gateway: Gateway
     blobs: BlobStore
+    powerauth: PowerAuth
+    zulip: ZulipService
+    bouncer_keys: BouncerKeys
+    rocketchat: RocketChatService
 
 
 def push_config(settings: Settings) -> PushConfig:
@@ -141,16 +170,21 @@ def build_services(
         ),
         stale_threshold_mins=settings.backup_stale_threshold_mins,
     )
-    return Services(
-        sessions=SessionService(
-            db,
-            issuer,
-            PasswordHashing(
-                memory_kib=settings.auth_password_hash_memory_kib,
-                iterations=settings.auth_password_hash_iterations,
-            ),
-            hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS),
+    sessions = SessionService(
+        db,
+        issuer,
+        PasswordHashing(
+            memory_kib=settings.auth_password_hash_memory_kib,
+            iterations=settings.auth_password_hash_iterations,
         ),
+        hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS),
+    )
+    push_service = PushService(db, push_apps, vault, wakeups, push or push_config(settings))
+    sender = RegistrationSender(push_service, vault)
+    logins = FaceLoginService(db, sessions)
+    bouncer_keys = BouncerKeys(db, vault, _bouncer_key_map(settings))
+    return Services(
+        sessions=sessions,
         devices=DeviceService(
             db,
             issuer,
@@ -167,7 +201,7 @@ def build_services(
         ),
         push_tokens=PushTokenService(db, vault),
         push_apps=push_apps,
-        push=PushService(db, push_apps, vault, wakeups, push or push_config(settings)),
+        push=push_service,
         wakeups=wakeups,
         messaging=MessagingService(
             db,
@@ -215,4 +249,45 @@ def build_services(
             ),
         ),
         blobs=blobs,
+        powerauth=_powerauth(settings, db, push_apps, vault, sender),
+        zulip=ZulipService(
+            db,
+            logins,
+            push_apps,
+            sender,
+            vault,
+            bouncer_keys,
+            ZulipConfig(app=settings.zulip_push_app, realm_name=settings.zulip_realm_name),
+        ),
+        bouncer_keys=bouncer_keys,
+        rocketchat=RocketChatService(db, logins, push_apps, vault),
+    )
+
+
+def _bouncer_key_map(settings: Settings) -> dict[str, str]:
+    if settings.push_registration_encryption_keys is None:
+        return {}
+    try:
+        return parse_key_map(settings.push_registration_encryption_keys)
+    except ValueError as error:
+        raise SettingError(f"RELAY_PUSH_REGISTRATION_ENCRYPTION_KEYS: {error}") from None
+
+
+def _powerauth(
+    settings: Settings, db: Database, apps: AppService, vault: Vault, sender: RegistrationSender
+) -> PowerAuth:
+    devices = PowerAuthDevices(
+        db, apps, vault, multiple_activations=settings.powerauth_multiple_activations
+    )
+    messages = MessageService(db, devices, sender)
+    return PowerAuth(
+        devices=devices,
+        messages=messages,
+        campaigns=CampaignService(
+            db, devices, messages, sender, page_size=settings.powerauth_campaign_page_size
+        ),
+        inbox=InboxService(db, apps),
+        admin=AdminService(apps),
+        api_keys=ApiKeyService(db),
+        open=settings.powerauth_open,
     )

@@ -116,22 +116,9 @@ class SessionService:
                 requested_device = uuid.UUID(device_id)
             except ValueError:
                 raise InvalidInput("Invalid device_id") from None
-        name = username.lower()
-        user = None
-        # A name no account can have (say, with a NUL byte) is not worth a query.
-        if _STORED_USERNAME.fullmatch(name):
-            user = await self._db.read(lambda conn: users.by_username(conn, name))
-        stored_hash = None if user is None else user.password_hash
-        verified = await trio.to_thread.run_sync(
-            self._passwords.verify, stored_hash, password, limiter=self._hash_limiter
-        )
-        if user is None or not verified:
+        user, rehashed = await self._verify(username, password)
+        if user is None:
             raise AuthenticationFailed()
-        rehashed = None
-        if self._passwords.needs_rehash(user.password_hash):
-            rehashed = await trio.to_thread.run_sync(
-                self._passwords.hash, password, limiter=self._hash_limiter
-            )
 
         def work(conn: Connection) -> Session:
             if rehashed is not None:
@@ -142,6 +129,35 @@ class SessionService:
             return self._issuer.issue(conn, RefreshGrant(user.id, scope), now=now_us())
 
         return await self._db.write(work)
+
+    async def check_password(self, username: str, password: str) -> users.UserRecord | None:
+        """The account if ``password`` is its password (for the other faces' logins)."""
+        user, rehashed = await self._verify(username, password)
+        if user is not None and rehashed is not None:
+            await self._db.write(lambda conn: users.set_password_hash(conn, user.id, rehashed))
+        return user
+
+    async def _verify(
+        self, username: str, password: str
+    ) -> tuple[users.UserRecord | None, str | None]:
+        # The account and, when its hash uses old parameters, a fresh hash to store.
+        name = username.lower()
+        user = None
+        # A name no account can have (say, with a NUL byte) is not worth a query.
+        if _STORED_USERNAME.fullmatch(name):
+            user = await self._db.read(lambda conn: users.by_username(conn, name))
+        stored_hash = None if user is None else user.password_hash
+        verified = await trio.to_thread.run_sync(
+            self._passwords.verify, stored_hash, password, limiter=self._hash_limiter
+        )
+        if user is None or not verified:
+            return None, None
+        rehashed = None
+        if self._passwords.needs_rehash(user.password_hash):
+            rehashed = await trio.to_thread.run_sync(
+                self._passwords.hash, password, limiter=self._hash_limiter
+            )
+        return user, rehashed
 
     async def refresh(self, refresh_token: str) -> Session:
         """Rotate a refresh token: the presented one is spent, a new pair is issued."""

@@ -135,11 +135,11 @@ def campaign(conn: Connection, campaign_id: int) -> Campaign | None:
     return _campaign(row) if row is not None else None
 
 
-def campaigns(conn: Connection, *, include_sent: bool) -> list[Campaign]:
-    """Every campaign, or only the unsent ones."""
+def campaigns(conn: Connection, *, only_sent: bool) -> list[Campaign]:
+    """Every campaign, or only the sent ones."""
     query = _campaigns_query().order_by(push_campaigns.c.id)
-    if not include_sent:
-        query = query.where(push_campaigns.c.sent.is_(False))
+    if only_sent:
+        query = query.where(push_campaigns.c.sent.is_(True))
     return [_campaign(row) for row in conn.execute(query)]
 
 

@@ -41,6 +41,8 @@ class CampaignTarget:
     environment: str
     token: str
     push_key: bytes | None
+    face: str
+    face_ref: str
 
 
 def _row(row: object) -> Registration:
@@ -142,12 +144,13 @@ def delete_token(
     return max(conn.execute(statement).rowcount, 0)
 
 
-def set_active(conn: Connection, face: str, face_ref: str, active: bool, *, now: int) -> int:
-    """Mark every registration of ``face_ref`` (in)active."""
+def set_active(conn: Connection, face: str, face_ref: str, active: bool) -> int:
+    """Mark every registration of ``face_ref`` (in)active (not a renewal of the token:
+    ``updated_at`` stays, so a later dead-token signal still compares correctly)."""
     result = conn.execute(
         update(push_registrations)
         .where(push_registrations.c.face == face, push_registrations.c.face_ref == face_ref)
-        .values(active=active, updated_at=now)
+        .values(active=active)
     )
     return max(result.rowcount, 0)
 
@@ -159,7 +162,14 @@ def campaign_page(
     campaign's users in its app: each device once, however many users share it."""
     r = push_registrations
     query = (
-        select(r.c.token, func.min(r.c.platform), func.min(r.c.environment), func.min(r.c.push_key))
+        select(
+            r.c.token,
+            func.min(r.c.platform),
+            func.min(r.c.environment),
+            func.min(r.c.push_key),
+            func.min(r.c.face),
+            func.min(r.c.face_ref),
+        )
         .join(push_campaign_users, push_campaign_users.c.user_name == r.c.user_name)
         .where(push_campaign_users.c.campaign_id == campaign_id, r.c.app_id == app_id)
         .group_by(r.c.token)
@@ -168,7 +178,10 @@ def campaign_page(
     )
     if after is not None:
         query = query.where(r.c.token > after)
-    return [CampaignTarget(row[1], row[2], row[0], row[3]) for row in conn.execute(query)]
+    return [
+        CampaignTarget(row[1], row[2], row[0], row[3], row[4], row[5])
+        for row in conn.execute(query)
+    ]
 
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:

@@ -43,6 +43,16 @@ def by_username(conn: Connection, username: str) -> UserRecord | None:
     return None if row is None else UserRecord(*row)
 
 
+def by_id(conn: Connection, user_id: uuid.UUID) -> UserRecord | None:
+    """The account with this id."""
+    row = conn.execute(
+        select(users.c.id, users.c.username, users.c.password_hash, users.c.created_at).where(
+            users.c.id == user_id
+        )
+    ).first()
+    return None if row is None else UserRecord(*row)
+
+
 def lock(conn: Connection, user_id: uuid.UUID) -> bool:
     """Lock the account row until commit (PostgreSQL); False if it does not exist.
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from quart import Blueprint, Response
 
-from relay import __version__
+from relay.api.documents import stamped
 from relay.services.registry import Services
 
 
 def openapi_document() -> bytes:
     """The packaged ``openapi.yaml`` with ``version: 0.0.0`` replaced by ours."""
-    text = resources.files(__package__).joinpath("openapi.yaml").read_text("utf-8")
-    return text.replace("version: 0.0.0", f"version: {__version__}", 1).encode("utf-8")
+    return stamped(__package__ or "relay.api.obscura", "openapi.yaml")
 
 
 def register(bp: Blueprint, services: Services) -> None:

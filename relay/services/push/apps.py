@@ -7,6 +7,7 @@ secret) is sealed with the server key, only opened to send, and never returned o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -152,8 +153,11 @@ class AppService:
         }
         await self._store(name, Platform.APNS, settings, key_pem)
 
-    async def set_fcm(self, name: str, service_account_json: str | bytes) -> None:
-        """FCM HTTP v1 credentials: a service-account JSON file."""
+    async def set_fcm(
+        self, name: str, service_account_json: str | bytes, *, project_id: str | None = None
+    ) -> None:
+        """FCM HTTP v1 credentials: a service-account JSON file, sending for its own
+        project or for ``project_id`` (an account may be granted another project)."""
         try:
             account = ServiceAccount.from_json(service_account_json)
         except CredentialError as error:
@@ -164,7 +168,7 @@ class AppService:
             else service_account_json
         )
         settings = {
-            "project_id": account.project_id,
+            "project_id": project_id or account.project_id,
             "client_email": account.client_email,
             "private_key_id": account.private_key_id,
         }
@@ -224,7 +228,8 @@ class AppService:
                     Environment(settings["environment"]),
                 )
             elif row.platform == Platform.FCM.value:
-                values["fcm"] = ServiceAccount.from_json(secret)
+                account = ServiceAccount.from_json(secret)
+                values["fcm"] = dataclasses.replace(account, project_id=settings["project_id"])
             else:
                 values["hms"] = HmsCredentials(
                     settings["app_id"], secret.decode(), settings.get("project_id")

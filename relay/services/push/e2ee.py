@@ -11,7 +11,9 @@ from relay.crypto.sealing import encrypt_push_payload
 
 
 def plaintext(message: PushMessage) -> bytes:
-    """What gets encrypted: the message's visible content and data."""
+    """What gets encrypted: the face's own plaintext, or the visible content and data."""
+    if message.plaintext is not None:
+        return message.plaintext.encode()
     content: dict[str, object] = dict(message.data)
     for key in ("title", "body", "sound", "badge", "category", "thread_id"):
         value = getattr(message, key)

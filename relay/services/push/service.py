@@ -81,6 +81,8 @@ class Delivery:
     message: PushMessage
     environment: Environment = Environment.PRODUCTION
     push_key: bytes | None = None
+    # Sent in the clear next to ``encrypted_data`` (the id the client picks its key by).
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -190,11 +192,17 @@ class PushService:
         await stopping.wait()
         self.wake()
 
-    async def enqueue(
-        self, app_id: uuid.UUID, deliveries: Sequence[Delivery], *, expires_at: int | None = None
-    ) -> list[uuid.UUID]:
-        """Queue deliveries (end-to-end encrypted where a push key is given)."""
-        jobs = [
+    def jobs_for(
+        self,
+        app_id: uuid.UUID,
+        deliveries: Sequence[Delivery],
+        *,
+        expires_at: int | None = None,
+        campaign_id: int | None = None,
+    ) -> list[NewJob]:
+        """The queue rows for deliveries (sealed where a push key is given), for callers
+        that queue them inside a transaction of their own (then :meth:`wake`)."""
+        return [
             NewJob(
                 app_id,
                 item.platform.value,
@@ -202,13 +210,23 @@ class PushService:
                 item.token,
                 self._sealed_message(item).to_json(),
                 expires_at=expires_at,
+                campaign_id=campaign_id,
             )
             for item in deliveries
         ]
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts a queued job gets."""
+        return self._config.retry.max_attempts
+
+    async def enqueue(
+        self, app_id: uuid.UUID, deliveries: Sequence[Delivery], *, expires_at: int | None = None
+    ) -> list[uuid.UUID]:
+        """Queue deliveries (end-to-end encrypted where a push key is given)."""
+        jobs = self.jobs_for(app_id, deliveries, expires_at=expires_at)
         ids = await self._db.write(
-            lambda conn: push_jobs.enqueue(
-                conn, jobs, now=now_us(), max_attempts=self._config.retry.max_attempts
-            )
+            lambda conn: push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=self.max_attempts)
         )
         self.wake()
         return ids
@@ -268,7 +286,7 @@ class PushService:
     def _sealed_message(self, item: Delivery) -> PushMessage:
         if item.push_key is None:
             return item.message
-        return encrypted(item.message, item.push_key)
+        return encrypted(item.message, item.push_key, dict(item.extra))
 
     # --- the worker -----------------------------------------------------------------------
 

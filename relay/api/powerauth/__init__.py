@@ -1,0 +1,43 @@
+"""The PowerAuth Push Server API (``/push/...``, ``/admin/app/...``, ``/inbox/...``).
+
+Bodies use the reference's envelope ``{"requestObject": ...}`` and answer
+``{"status": "OK"|"ERROR", "responseObject": ...}``. Unlike the reference, every route
+requires an integrator key (``Authorization: Bearer <key>``, ``relay keys create``)
+unless ``RELAY_POWERAUTH_OPEN`` is set.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from relay.api.powerauth import admin, campaigns, devices, inbox, messages, service
+from relay.api.powerauth.envelope import error_body, verify_integrator
+from relay.errors import RelayError
+from relay.services.powerauth.errors import PowerAuthError
+from relay.services.registry import Services
+from storage.errors import StorageError
+
+
+def blueprint(services: Services) -> Blueprint:
+    """Every PowerAuth route, bound to ``services``."""
+    bp = Blueprint("powerauth", __name__)
+
+    @bp.before_request
+    async def authenticate() -> None:
+        await verify_integrator(services.powerauth, request.headers.get("Authorization"))
+
+    @bp.errorhandler(RelayError)
+    async def relay_error(error: RelayError) -> Response:
+        if not isinstance(error, PowerAuthError):
+            error = PowerAuthError(error.message)
+        return error_body(error)
+
+    @bp.errorhandler(StorageError)
+    async def storage_error(error: StorageError) -> Response:
+        failure = PowerAuthError("Database error")
+        failure.status, failure.code = 500, "ERROR_DATABASE"
+        return error_body(failure)
+
+    for module in (service, devices, messages, campaigns, admin, inbox):
+        module.register(bp, services)
+    return bp

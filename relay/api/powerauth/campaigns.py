@@ -1,0 +1,105 @@
+"""``/push/campaign/...``: create, list, detail, delete, users, test and live sends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from relay.api.powerauth.envelope import (
+    campaign_id,
+    ok,
+    query_bool,
+    query_int,
+    request_dict,
+    request_object,
+)
+from relay.services.powerauth.campaigns import CampaignProgress
+from relay.services.registry import Services
+from storage.ids import format_rfc3339
+from storage.repos.powerauth import Campaign
+
+MAX_PAGE_SIZE = 10_000
+
+
+def _time(value: int | None) -> str | None:
+    return None if value is None else format_rfc3339(value)
+
+
+def campaign_body(campaign: Campaign) -> dict[str, Any]:
+    """``{id, appId, sent, message}`` (ids as strings, as the document shows them)."""
+    return {
+        "id": str(campaign.id),
+        "appId": campaign.app_name,
+        "sent": campaign.sent,
+        "message": json.loads(campaign.message),
+    }
+
+
+def detail_body(progress: CampaignProgress) -> dict[str, Any]:
+    """The campaign plus its timestamps and delivery progress."""
+    campaign = progress.campaign
+    return {
+        **campaign_body(campaign),
+        "timestampCreated": _time(campaign.created_at),
+        "timestampSent": _time(campaign.sent_at),
+        "timestampCompleted": _time(campaign.completed_at),
+        "progress": {
+            "state": campaign.state,
+            "devices": campaign.devices,
+            "sent": progress.jobs.get("sent", 0),
+            "failed": progress.jobs.get("failed", 0),
+            "pending": progress.jobs.get("pending", 0),
+        },
+    }
+
+
+def register(bp: Blueprint, services: Services) -> None:
+    """Add the campaign routes."""
+    campaigns = services.powerauth.campaigns
+
+    @bp.post("/push/campaign/create")
+    async def campaigns_create() -> Response:
+        created = await campaigns.create(await request_dict(request))
+        return ok({"id": str(created)})
+
+    @bp.route("/push/campaign/<ident>/delete", methods=["POST", "DELETE"])
+    async def campaigns_delete(ident: str) -> Response:
+        return ok({"deleted": await campaigns.delete(campaign_id(ident))})
+
+    @bp.get("/push/campaign/<ident>/detail")
+    async def campaigns_detail(ident: str) -> Response:
+        return ok(detail_body(await campaigns.get(campaign_id(ident))))
+
+    @bp.get("/push/campaign/list")
+    async def campaigns_listing() -> Response:
+        found = await campaigns.all(everything=query_bool(request, "all"))
+        return ok([campaign_body(item) for item in found])
+
+    @bp.route("/push/campaign/<ident>/user/add", methods=["POST", "PUT"])
+    async def campaigns_add_users(ident: str) -> Response:
+        await campaigns.add_users(campaign_id(ident), await request_object(request))
+        return ok()
+
+    @bp.get("/push/campaign/<ident>/user/list")
+    async def campaigns_list_users(ident: str) -> Response:
+        page = query_int(request, "page", 0)
+        size = query_int(request, "size", 20, maximum=MAX_PAGE_SIZE) or 20
+        users = await campaigns.users(campaign_id(ident), page=page, size=size)
+        return ok({"campaignId": ident, "users": users}, page=page, size=size)
+
+    @bp.route("/push/campaign/<ident>/user/delete", methods=["POST", "DELETE"])
+    async def campaigns_delete_users(ident: str) -> Response:
+        await campaigns.delete_users(campaign_id(ident), await request_object(request))
+        return ok()
+
+    @bp.post("/push/campaign/send/test/<ident>")
+    async def campaigns_send_test(ident: str) -> Response:
+        await campaigns.send_test(campaign_id(ident), await request_dict(request, wrapped=None))
+        return ok()
+
+    @bp.post("/push/campaign/send/live/<ident>")
+    async def campaigns_send_live(ident: str) -> Response:
+        await campaigns.send_live(campaign_id(ident))
+        return ok()

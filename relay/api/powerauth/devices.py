@@ -1,0 +1,35 @@
+"""``/push/device/...``: create, create/multi, delete (also the documented ``remove``),
+status update (with or without the envelope)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from relay.api.powerauth.envelope import ok, request_dict
+from relay.services.registry import Services
+
+
+def register(bp: Blueprint, services: Services) -> None:
+    """Add the device routes."""
+    devices = services.powerauth.devices
+
+    @bp.post("/push/device/create")
+    async def devices_create() -> Response:
+        await devices.create(await request_dict(request))
+        return ok()
+
+    @bp.post("/push/device/create/multi")
+    async def devices_create_multi() -> Response:
+        await devices.create_multi(await request_dict(request))
+        return ok()
+
+    @bp.route("/push/device/delete", methods=["POST", "DELETE"])
+    @bp.route("/push/device/remove", methods=["POST", "DELETE"])
+    async def devices_delete() -> Response:
+        await devices.delete(await request_dict(request))
+        return ok()
+
+    @bp.route("/push/device/status/update", methods=["POST", "PUT"])
+    async def devices_update_status() -> Response:
+        await devices.update_status(await request_dict(request, wrapped=None))
+        return ok()

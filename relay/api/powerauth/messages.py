@@ -1,0 +1,48 @@
+"""``/push/message/send`` and ``/push/message/batch/send``.
+
+A SYNCHRONOUS answer carries the document's ``result`` object and, as the reference's
+model class does, the same counts flat next to ``mode``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from providers.message import Platform
+from relay.api.powerauth.envelope import ok, request_dict
+from relay.services.push.service import PlatformCounts
+from relay.services.registry import Services
+
+
+def send_result(mode: str, counts: dict[Platform, PlatformCounts] | None) -> dict[str, Any]:
+    """``{mode[, result, apns, fcm, hms]}``."""
+    body: dict[str, Any] = {"mode": mode}
+    if counts is None:
+        return body
+    per_platform = {
+        platform.value: {
+            "sent": item.sent,
+            "pending": item.pending,
+            "failed": item.failed,
+            "total": item.total,
+        }
+        for platform, item in counts.items()
+    }
+    return {**body, "result": per_platform, **per_platform}
+
+
+def register(bp: Blueprint, services: Services) -> None:
+    """Add the message routes."""
+    messages = services.powerauth.messages
+
+    @bp.post("/push/message/send")
+    async def messages_send() -> Response:
+        mode, counts = await messages.send(await request_dict(request))
+        return ok(send_result(mode, counts))
+
+    @bp.post("/push/message/batch/send")
+    async def messages_send_batch() -> Response:
+        mode, counts = await messages.send_batch(await request_dict(request))
+        return ok(send_result(mode, counts))

@@ -1,0 +1,109 @@
+"""``/push/message/send`` and ``/push/message/batch/send``.
+
+Targets are the user's registrations in the app from every face (narrowed to one
+activation when ``activationId`` is given); ``personal`` skips registrations whose
+activation is not ACTIVE. SYNCHRONOUS waits for the providers and counts per platform
+(transient failures are queued and counted pending); ASYNCHRONOUS queues and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from providers.message import Platform
+from relay.services.powerauth.devices import DeviceService
+from relay.services.powerauth.errors import PowerAuthError
+from relay.services.powerauth.payload import (
+    OutgoingMessage,
+    parse_message,
+    parse_mode,
+    to_push_message,
+)
+from relay.services.push.service import Delivery, PlatformCounts
+from relay.services.registrations import RegistrationSender
+from storage.db import Database
+from storage.ids import MICROS_PER_SECOND
+from storage.repos import push_registrations
+
+log = logging.getLogger("relay.powerauth")
+
+MAX_BATCH = 20
+
+
+class MessageService:
+    """See the module docstring."""
+
+    def __init__(self, db: Database, devices: DeviceService, sender: RegistrationSender) -> None:
+        self._db = db
+        self._devices = devices
+        self._sender = sender
+
+    async def send(self, body: dict[str, Any]) -> tuple[str, dict[Platform, PlatformCounts] | None]:
+        """One message: the mode and, when SYNCHRONOUS, the per-platform counts."""
+        app_id = await self._devices.app(body.get("appId"))
+        mode = parse_mode(body.get("mode"))
+        if body.get("message") is None:
+            raise PowerAuthError("Message must not be empty")
+        message = parse_message(body["message"])
+        return mode, await self.deliver(app_id, [message], mode)
+
+    async def send_batch(
+        self, body: dict[str, Any]
+    ) -> tuple[str, dict[Platform, PlatformCounts] | None]:
+        """Up to :data:`MAX_BATCH` messages."""
+        app_id = await self._devices.app(body.get("appId"))
+        mode = parse_mode(body.get("mode"))
+        batch = body.get("batch")
+        if not isinstance(batch, list) or not batch:
+            raise PowerAuthError("Push message batch must not be empty.")
+        if len(batch) > MAX_BATCH:
+            raise PowerAuthError(
+                "Too many messages in batch - do no send more than 20 messages at once "
+                "to avoid server congestion."
+            )
+        messages = []
+        for index, item in enumerate(batch):
+            try:
+                messages.append(parse_message(item))
+            except PowerAuthError as error:
+                raise PowerAuthError(
+                    f"Push message at index: {index} is not valid. Nested error is: {error.message}"
+                ) from None
+        return mode, await self.deliver(app_id, messages, mode)
+
+    async def deliver(
+        self, app_id: uuid.UUID, messages: Sequence[OutgoingMessage], mode: str
+    ) -> dict[Platform, PlatformCounts] | None:
+        """Send validated messages; counts for SYNCHRONOUS, None for ASYNCHRONOUS."""
+
+        def targets(conn: Any) -> list[list[push_registrations.Registration]]:
+            return [
+                push_registrations.of_user(
+                    conn, app_id, item.user_id, activation_id=item.activation_id
+                )
+                for item in messages
+            ]
+
+        found = await self._db.read(targets)
+        deliveries: list[Delivery] = []
+        expiry: int | None = None
+        for item, registrations in zip(messages, found, strict=True):
+            usable = [r for r in registrations if r.active or not item.attributes.personal]
+            if not usable:
+                log.warning("no device registered for a message to one user of app %s", app_id)
+                continue
+            push = to_push_message(item.body, priority=item.priority, silent=item.attributes.silent)
+            if push.expires_at is not None:
+                expiry = max(expiry or 0, push.expires_at)
+            deliveries.extend(self._sender.deliveries(usable, push))
+        if mode == "ASYNCHRONOUS":
+            if deliveries:
+                expires_at = None if expiry is None else expiry * MICROS_PER_SECOND
+                await self._sender.push.enqueue(app_id, deliveries, expires_at=expires_at)
+            return None
+        if not deliveries:
+            return {platform: PlatformCounts() for platform in Platform}
+        return await self._sender.push.send_now(app_id, deliveries)
