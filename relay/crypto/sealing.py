@@ -69,6 +69,9 @@ def parse_push_key(text: str) -> bytes:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidPushKey("push key is not valid base64") from error
+    if base64.b64encode(raw).decode("ascii") != text:
+        # Strict: no extra padding or non-canonical trailing bits.
+        raise InvalidPushKey("push key is not canonical base64")
     if len(raw) != 1 + KEY_BYTES:
         raise InvalidPushKey(f"push key must be {1 + KEY_BYTES} bytes")
     if raw[0] != PUSH_KEY_PREFIX:

@@ -1,9 +1,9 @@
 """Rocket.Chat push API on relay accounts: ``login``, ``push.token``, ``push.info``.
 
-``push.token`` follows ``raix:push-update``: find the document by ``id``, else *any* of
-the user's documents (the reference's quirk: a second device registering without an
-``id`` takes over the first one's document), else by ``(token, appName)``; insert or
-update it; then delete other documents with the same ``(token, appName)`` — a device
+``push.token`` follows ``raix:push-update``: find the document by ``id`` when one is
+given, otherwise *any* of the user's documents (the reference's quirk: a second device
+registering without an ``id`` takes over the first one's document); failing that, by
+``(token, appName)``; insert or update it; then delete other documents with the same ``(token, appName)`` — a device
 belongs to the last user who registered it. ``appName`` names a push app of this server.
 """
 
@@ -159,10 +159,9 @@ class RocketChatService:
 
         def work(conn: Connection) -> Registration:
             now = now_us()
-            found = None
             if doc_id:
                 found = next(iter(push_registrations.by_ref(conn, ROCKETCHAT, doc_id)), None)
-            if found is None:
+            else:
                 found = next(
                     iter(push_registrations.by_user(conn, ROCKETCHAT, user.username)), None
                 )
