@@ -3,6 +3,7 @@
 ``relay serve``     run the API and management listeners (embedded SQLite by default)
 ``relay migrate``   bring the database schema up to date and exit
 ``relay apps``      manage push apps and their provider credentials
+``relay keys``      integrator keys (PowerAuth API) and Zulip bouncer key pairs
 ``relay emulator``  run a local APNs, FCM or HMS emulator (tests, benchmarks)
 ``relay bench``     run a benchmark scenario and write its report to bench-results/
 
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _add_setting_flags(migrate)
     _add_apps_parser(commands)
+    _add_keys_parser(commands)
     bench = commands.add_parser("bench", help="run a benchmark scenario (see bench/)")
     bench.add_argument("scenario", choices=("push",))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the scenario's options")
@@ -111,6 +113,26 @@ def _add_apps_parser(commands: Any) -> None:
     remove.add_argument("name")
     remove.add_argument("platform", choices=("apns", "fcm", "hms"))
     for action in (apns, fcm, hms, remove):
+        _add_setting_flags(action)
+
+
+def _add_keys_parser(commands: Any) -> None:
+    keys = commands.add_parser(
+        "keys", help="integrator keys of the PowerAuth API; Zulip bouncer key pairs"
+    )
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create an integrator key (printed once)")
+    create.add_argument("--name", required=True)
+    listing = actions.add_parser("list", help="list integrator keys by name")
+    revoke = actions.add_parser("revoke", help="revoke an integrator key")
+    revoke.add_argument("--name", required=True)
+    bouncer = actions.add_parser("bouncer", help="Zulip bouncer registration-encryption keys")
+    pairs = bouncer.add_subparsers(dest="bouncer_action", required=True)
+    add = pairs.add_parser("add", help="generate a key pair; prints its public key")
+    pair_list = pairs.add_parser("list", help="list the stored public keys")
+    remove = pairs.add_parser("remove", help="retire a key pair")
+    remove.add_argument("public_key")
+    for action in (create, listing, revoke, add, pair_list, remove):
         _add_setting_flags(action)
 
 
@@ -194,13 +216,64 @@ def _emulator(args: dict[str, Any]) -> int:
     return 0
 
 
+def _open_store(settings: Settings) -> tuple[Any, bytes]:
+    # Only what the admin commands need: the database and the push key (no JWT secret).
+    from relay.runtime import Runtime, database_url, open_database, resolve_push_key
+
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    push_key = resolve_push_key(settings, data_dir)
+    runtime = Runtime(data_dir, data_dir / "blobs", database_url(settings, data_dir), b"", push_key)
+    return open_database(settings, runtime), push_key
+
+
+def _keys(settings: Settings, args: dict[str, Any]) -> int:
+    import trio
+
+    from relay.crypto.sealing import Vault
+    from relay.errors import RelayError
+    from relay.services.api_keys import ApiKeyService
+    from relay.services.zulip.keys import BouncerKeys
+
+    db, push_key = _open_store(settings)
+    integrators = ApiKeyService(db)
+    bouncer = BouncerKeys(db, Vault(push_key), {})
+
+    async def run() -> None:
+        action = args["action"]
+        if action == "create":
+            key = await integrators.create(args["name"])
+            print(key)
+            print("(shown once: only its digest is stored)", file=sys.stderr)
+        elif action == "list":
+            for item in await integrators.all():
+                print(f"{item.name}\t{item.created_at}")
+        elif action == "revoke":
+            await integrators.revoke(args["name"])
+        elif args["bouncer_action"] == "add":
+            print(await bouncer.add())
+        elif args["bouncer_action"] == "list":
+            for public in await bouncer.stored():
+                print(public)
+        else:
+            await bouncer.remove(args["public_key"])
+
+    try:
+        trio.run(run)
+    except RelayError as error:
+        print(f"relay: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
 def _apps(settings: Settings, args: dict[str, Any]) -> int:
     import trio
 
     from providers.message import Platform
     from relay.crypto.sealing import Vault
     from relay.errors import NotFound, RelayError
-    from relay.runtime import Runtime, database_url, open_database, resolve_push_key
     from relay.services.push.apps import AppService
 
     action, name = args["action"], str(args.get("name") or "")
@@ -213,12 +286,7 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
     except OSError as error:
         print(f"relay: {error}", file=sys.stderr)
         return 1
-    # Only what the apps need: the database and the push key (no JWT secret).
-    data_dir = Path(settings.data_dir).expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    push_key = resolve_push_key(settings, data_dir)
-    runtime = Runtime(data_dir, data_dir / "blobs", database_url(settings, data_dir), b"", push_key)
-    db = open_database(settings, runtime)
+    db, push_key = _open_store(settings)
     apps = AppService(db, Vault(push_key))
 
     async def run() -> None:
@@ -295,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if command == "apps":
             return _apps(settings, extra)
+        if command == "keys":
+            return _keys(settings, extra)
         return _migrate(settings)
     except SettingError as error:
         print(f"relay: configuration error: {error}", file=sys.stderr)

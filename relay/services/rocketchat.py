@@ -3,8 +3,9 @@
 ``push.token`` follows ``raix:push-update``: find the document by ``id`` when one is
 given, otherwise *any* of the user's documents (the reference's quirk: a second device
 registering without an ``id`` takes over the first one's document); failing that, by
-``(token, appName)``; insert or update it; then delete other documents with the same ``(token, appName)`` — a device
-belongs to the last user who registered it. ``appName`` names a push app of this server.
+``(token, appName)``; insert or update it; then delete other documents with the same
+``(token, appName)`` — a device belongs to the last user who registered it. ``appName``
+names a push app of this server.
 """
 
 from __future__ import annotations

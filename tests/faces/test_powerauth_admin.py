@@ -58,9 +58,11 @@ async def test_create_list_and_unconfigured(pa: httpx.AsyncClient, app: str) -> 
         {"appId": "new-app", "apns": None, "fcm": None, "hms": None}
     ]
     status, body = await call(pa, "/admin/app/create", {"appId": "new-app"})
-    assert status == 400 and error_of(body)[1] == "Application already exists"
+    assert status == 400
+    assert error_of(body)[1] == "Application already exists"
     status, body = await call(pa, "/admin/app/create", {"appId": "bad name!"})
-    assert status == 400 and error_of(body)[0] == "ERROR_GENERIC"
+    assert status == 400
+    assert error_of(body)[0] == "ERROR_GENERIC"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +107,8 @@ async def test_fcm_and_hms_update_detail_and_remove(
         "hmsProjectId": "HMS123",
     }
     text = json.dumps(body)
-    assert "s3cret" not in text and "PRIVATE KEY" not in text
+    assert "s3cret" not in text
+    assert "PRIVATE KEY" not in text
     status, _ = await call(pa, "/admin/app/fcm", method="DELETE", params={"appId": "new-app"})
     assert status == 200
     status, _ = await call(pa, "/admin/app/huawei/remove", {"appId": "new-app"}, method="POST")
@@ -127,7 +130,8 @@ async def test_apns_remove_by_query_and_by_deprecated_body(
     assert status == 200
     assert "apns" not in (await services.push_apps.get("new-app")).providers
     status, body = await call(pa, "/admin/app/apns", method="DELETE")
-    assert status == 400 and error_of(body)[1] == "App ID must not be null."
+    assert status == 400
+    assert error_of(body)[1] == "App ID must not be null."
 
 
 @pytest.mark.parametrize(
@@ -188,4 +192,5 @@ async def test_credential_updates_reject_bad_requests(
 
 async def test_detail_of_an_unknown_app_fails(pa: httpx.AsyncClient, app: str) -> None:
     status, body = await call(pa, "/admin/app/detail", {"appId": "ghost"})
-    assert status == 400 and error_of(body)[1] == "Application with given ID does not exist"
+    assert status == 400
+    assert error_of(body)[1] == "Application with given ID does not exist"

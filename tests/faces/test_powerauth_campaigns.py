@@ -40,7 +40,8 @@ async def test_create_detail_list_and_delete(pa: httpx.AsyncClient, app: str) ->
         False,
         BODY,
     )
-    assert detail["timestampSent"] is None and detail["progress"]["devices"] == 0
+    assert detail["timestampSent"] is None
+    assert detail["progress"]["devices"] == 0
     # The documented meaning: all=false lists only sent campaigns.
     _, listed = await call(pa, "/push/campaign/list", method="GET", params={"all": "false"})
     assert listed["responseObject"] == []
@@ -51,7 +52,8 @@ async def test_create_detail_list_and_delete(pa: httpx.AsyncClient, app: str) ->
         assert status == 200
     assert answer["responseObject"] == {"deleted": False}
     status, answer = await call(pa, f"/push/campaign/{ident}/detail", method="GET")
-    assert status == 400 and error_of(answer)[1] == "Campaign with entered ID does not exist"
+    assert status == 400
+    assert error_of(answer)[1] == "Campaign with entered ID does not exist"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,8 @@ async def test_create_rejects_bad_requests(
     pa: httpx.AsyncClient, app: str, request_object: Any, text: str
 ) -> None:
     status, answer = await call(pa, "/push/campaign/create", request_object)
-    assert status == 400 and error_of(answer)[1] == text
+    assert status == 400
+    assert error_of(answer)[1] == text
 
 
 async def test_users_add_list_page_and_delete(pa: httpx.AsyncClient, app: str) -> None:
@@ -104,7 +107,8 @@ async def test_users_reject_bad_requests(
 ) -> None:
     ident = await create(pa)
     status, answer = await call(pa, path.replace("{id}", ident), body)
-    assert status == 400 and error_of(answer)[0] == "ERROR_GENERIC"
+    assert status == 400
+    assert error_of(answer)[0] == "ERROR_GENERIC"
     _, page = await call(pa, f"/push/campaign/{ident}/user/list", method="GET")
     assert page["responseObject"]["users"] == []
 
@@ -114,7 +118,8 @@ async def test_user_list_rejects_bad_paging(pa: httpx.AsyncClient, app: str) -> 
     status, answer = await call(
         pa, f"/push/campaign/{ident}/user/list", method="GET", params={"page": "-1"}
     )
-    assert status == 400 and error_of(answer)[0] == "ERROR_REQUEST"
+    assert status == 400
+    assert error_of(answer)[0] == "ERROR_REQUEST"
 
 
 async def test_test_send_reaches_only_the_test_user(
@@ -130,7 +135,8 @@ async def test_test_send_reaches_only_the_test_user(
     assert [item.token for item in emulators.fcm.received] == [FCM_TOKEN]
     assert emulators.apns.received == []
     status, answer = await call(pa, f"/push/campaign/send/test/{ident}", {})
-    assert status == 400 and error_of(answer)[1] == "Push message must contain a user ID."
+    assert status == 400
+    assert error_of(answer)[1] == "Push message must contain a user ID."
 
 
 async def _bulk_registrations(db: Database, app_id: object, count: int) -> list[str]:
@@ -213,4 +219,5 @@ async def test_live_campaign_sends_each_device_once_across_platforms(
 
 async def test_live_send_of_an_unknown_campaign_fails(pa: httpx.AsyncClient, app: str) -> None:
     status, answer = await call(pa, "/push/campaign/send/live/12345")
-    assert status == 400 and error_of(answer)[1] == "Campaign with entered ID does not exist"
+    assert status == 400
+    assert error_of(answer)[1] == "Campaign with entered ID does not exist"

@@ -55,7 +55,8 @@ async def test_create_again_and_token_rotation_reuse_the_row(
     await call(pa, "/push/device/create", device())
     await call(pa, "/push/device/create", device(token="b2" * 32))
     (row,) = await rows(db, "act-1")
-    assert row.id == first.id and row.token == "b2" * 32
+    assert row.id == first.id
+    assert row.token == "b2" * 32
 
 
 async def test_new_activation_on_a_device_moves_its_registration(
@@ -83,7 +84,8 @@ async def test_deprecated_platform_names_are_accepted(
         )
         assert status == 200
         (row,) = await rows(db, f"a{index}")
-        assert row.platform == stored and row.environment == "production"
+        assert row.platform == stored
+        assert row.environment == "production"
 
 
 @pytest.mark.parametrize(
@@ -173,7 +175,8 @@ async def test_create_multi_rejects_bad_requests(
     body = {**device(activationIds=["m1"]), **change}
     del body["activationId"]
     status, answer = await call(pa, "/push/device/create/multi", body)
-    assert status == 400 and error_of(answer)[1] == message
+    assert status == 400
+    assert error_of(answer)[1] == message
 
 
 @pytest.mark.settings(powerauth_multiple_activations=False)
@@ -203,9 +206,11 @@ async def test_delete_removes_every_registration_of_the_token(
 
 async def test_delete_needs_app_and_token(pa: httpx.AsyncClient, app: str) -> None:
     status, answer = await call(pa, "/push/device/delete", {"appId": APP})
-    assert status == 400 and error_of(answer)[1] == "Push token must not be null or empty."
+    assert status == 400
+    assert error_of(answer)[1] == "Push token must not be null or empty."
     status, answer = await call(pa, "/push/device/delete", {"token": "x"})
-    assert status == 400 and error_of(answer)[1] == "App ID must not be null."
+    assert status == 400
+    assert error_of(answer)[1] == "App ID must not be null."
 
 
 @pytest.mark.parametrize("wrap", [False, True])
@@ -252,7 +257,8 @@ async def test_status_update_rejects_bad_requests(
     pa: httpx.AsyncClient, app: str, body: dict[str, object], message: str
 ) -> None:
     status, answer = await call(pa, "/push/device/status/update", body, wrap=False)
-    assert status == 400 and error_of(answer) == ("ERROR_GENERIC", message)
+    assert status == 400
+    assert error_of(answer) == ("ERROR_GENERIC", message)
 
 
 async def test_malformed_bodies_are_request_errors(pa: httpx.AsyncClient, app: str) -> None:
@@ -262,7 +268,8 @@ async def test_malformed_bodies_are_request_errors(pa: httpx.AsyncClient, app: s
     assert response.status_code == 400
     assert error_of(response.json())[0] == "ERROR_REQUEST"
     status, answer = await call(pa, "/push/device/create", device(), wrap=False)
-    assert status == 400 and error_of(answer)[1] == "Request object must not be null."
+    assert status == 400
+    assert error_of(answer)[1] == "Request object must not be null."
     response = await pa.post(
         "/push/device/create", content=b"appId=x", headers={"Content-Type": "text/plain"}
     )

@@ -34,12 +34,14 @@ async def post(pa: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
 
 async def test_post_returns_the_stored_message(pa: httpx.AsyncClient, app: str) -> None:
     message = await post(pa)
-    assert message["read"] is False and message["userId"] == "user-001"
+    assert message["read"] is False
+    assert message["userId"] == "user-001"
     assert message["applications"] == [APP]
     status, body = await call(
         pa, "/inbox/messages/detail", method="GET", params={"messageId": message["id"]}
     )
-    assert status == 200 and body["responseObject"] == message
+    assert status == 200
+    assert body["responseObject"] == message
     _, body = await call(pa, "/inbox/messages/detail", method="GET", params={"id": message["id"]})
     assert body["responseObject"]["id"] == message["id"]
 
@@ -71,7 +73,8 @@ async def test_post_validates_like_the_reference(
 
 async def test_post_to_an_unknown_app_fails(pa: httpx.AsyncClient, app: str) -> None:
     status, body = await call(pa, "/inbox/messages", inbox_message(applications=["ghost-app"]))
-    assert status == 400 and error_of(body)[0] == "ERROR_APP_NOT_FOUND"
+    assert status == 400
+    assert error_of(body)[0] == "ERROR_APP_NOT_FOUND"
 
 
 async def test_list_pages_newest_first_and_counts_unread(
@@ -107,9 +110,11 @@ async def test_read_marks_one_message_in_either_form(pa: httpx.AsyncClient, app:
         method="PUT",
         params={"userId": "user-001", "messageId": first["id"]},
     )
-    assert status == 200 and body["responseObject"]["read"] is True
+    assert status == 200
+    assert body["responseObject"]["read"] is True
     status, body = await call(pa, "/inbox/messages/read", {"inboxId": second["id"]})
-    assert status == 200 and body["responseObject"]["read"] is True
+    assert status == 200
+    assert body["responseObject"]["read"] is True
     # Already read: a no-op, still OK.
     status, _ = await call(pa, "/inbox/messages/read", {"inboxId": second["id"]})
     assert status == 200
@@ -130,7 +135,8 @@ async def test_read_of_another_users_message_is_not_found(pa: httpx.AsyncClient,
         method="PUT",
         params={"userId": "intruder", "messageId": message["id"]},
     )
-    assert status == 400 and error_of(body)[0] == "ERROR_MESSAGE_NOT_FOUND"
+    assert status == 400
+    assert error_of(body)[0] == "ERROR_MESSAGE_NOT_FOUND"
     _, detail = await call(
         pa, "/inbox/messages/detail", method="GET", params={"messageId": message["id"]}
     )
@@ -184,4 +190,5 @@ async def test_queries_reject_bad_parameters(
     pa: httpx.AsyncClient, app: str, path: str, params: dict[str, str], code: str
 ) -> None:
     status, body = await call(pa, path, method="GET", params=params)
-    assert status == 400 and error_of(body)[0] == code
+    assert status == 400
+    assert error_of(body)[0] == code

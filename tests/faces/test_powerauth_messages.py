@@ -104,7 +104,8 @@ async def test_synchronous_send_reaches_every_platform_and_counts(
         "category": "balance-update",
         "thread-id": "balance-update",
     }
-    assert apns.payload["_comment"] == "Any custom data." and apns.payload["amount"] == "745"
+    assert apns.payload["_comment"] == "Any custom data."
+    assert apns.payload["amount"] == "745"
     assert "skipped" not in apns.payload
     assert apns.headers["apns-collapse-id"] == "balance-update"
     assert apns.headers["apns-priority"] == "10"
@@ -196,7 +197,8 @@ async def test_activation_id_narrows_to_one_device(
     assert body["responseObject"]["hms"] == counts(1)
     assert body["responseObject"]["apns"] == counts()
     assert [item.token for item in emulators.hms.received] == [HMS_TOKEN]
-    assert emulators.apns.received == [] and emulators.fcm.received == []
+    assert emulators.apns.received == []
+    assert emulators.fcm.received == []
 
 
 async def test_a_user_without_devices_gets_zero_counts(pa: httpx.AsyncClient, app: str) -> None:
@@ -294,7 +296,8 @@ async def test_batch_rejects_bad_requests(
 ) -> None:
     await three_devices(pa)
     status, body = await call(pa, "/push/message/batch/send", request_object)
-    assert status == 400 and error_of(body) == ("ERROR_GENERIC", text)
+    assert status == 400
+    assert error_of(body) == ("ERROR_GENERIC", text)
     assert emulators.apns.received == []
 
 
@@ -329,8 +332,10 @@ async def test_send_rejects_bad_requests(
 ) -> None:
     await three_devices(pa)
     status, body = await call(pa, "/push/message/send", request_object)
-    assert status == 400 and error_of(body) == ("ERROR_GENERIC", text)
-    assert emulators.apns.received == [] and emulators.fcm.received == []
+    assert status == 400
+    assert error_of(body) == ("ERROR_GENERIC", text)
+    assert emulators.apns.received == []
+    assert emulators.fcm.received == []
 
 
 async def test_a_device_with_a_push_key_gets_the_message_encrypted(
@@ -339,10 +344,12 @@ async def test_a_device_with_a_push_key_gets_the_message_encrypted(
     key_text = base64.b64encode(b"\x31" + PUSH_KEY).decode()
     await register(pa, "alice", "alice-android", "fcm", FCM_TOKEN, pushKey=key_text)
     status, body = await call(pa, "/push/message/send", {"appId": APP, "message": message()})
-    assert status == 200 and body["responseObject"]["fcm"] == counts(1)
+    assert status == 200
+    assert body["responseObject"]["fcm"] == counts(1)
     (fcm,) = emulators.fcm.received
     assert set(fcm.payload["data"]) == {"encrypted_data"}
     assert "notification" not in fcm.payload
     sealed = base64.b64decode(fcm.payload["data"]["encrypted_data"])
     content = json.loads(nacl.secret.SecretBox(PUSH_KEY).decrypt(sealed))
-    assert content["title"] == "Balance update" and content["amount"] == "745"
+    assert content["title"] == "Balance update"
+    assert content["amount"] == "745"

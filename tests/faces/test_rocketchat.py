@@ -18,8 +18,8 @@ from relay.server import Listening
 from storage.db import Database
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ROCKETCHAT
-from tests.factories import PASSWORD, new_account, unique_username
 from tests.faces.conftest import APP
+from tests.factories import PASSWORD, new_account, unique_username
 
 
 async def account(http: httpx.AsyncClient) -> str:
@@ -64,7 +64,8 @@ async def test_official_client_logs_in_and_registers_a_token(
     assert document["token"] == {"gcm": "TOKEN"}
     assert (document["appName"], document["enabled"]) == (APP, True)
     assert document["userId"] == client.headers["X-User-Id"]
-    assert len(document["_id"]) == 17 and "authToken" not in document
+    assert len(document["_id"]) == 17
+    assert "authToken" not in document
     (row,) = await documents(db, username)
     assert (row.platform, row.token, row.face_ref) == ("fcm", "TOKEN", document["_id"])
     info = await trio.to_thread.run_sync(lambda: client.call_api_get("push.info"))
@@ -109,10 +110,12 @@ async def test_push_token_upsert_and_dedupe_rules(
     first = await put(alice_headers, type="apn", value="a1" * 32, appName=APP)
     # With an id: found by id and updated in place.
     again = await put(alice_headers, id=first["_id"], type="apn", value="b2" * 32, appName=APP)
-    assert again["_id"] == first["_id"] and again["token"] == {"apn": "b2" * 32}
+    assert again["_id"] == first["_id"]
+    assert again["token"] == {"apn": "b2" * 32}
     # Without an id: the user's existing document is taken over (the reference's quirk).
     second = await put(alice_headers, type="gcm", value="phone-2", appName=APP)
-    assert second["_id"] == first["_id"] and second["token"] == {"gcm": "phone-2"}
+    assert second["_id"] == first["_id"]
+    assert second["token"] == {"gcm": "phone-2"}
     assert len(await documents(db, alice)) == 1
     # A device belongs to the last user who registered it.
     await put(bob_headers, type="gcm", value="phone-2", appName=APP)
@@ -136,7 +139,8 @@ async def test_push_token_accepts_a_push_key(
     )
     assert response.status_code == 200
     (row,) = await documents(db, username)
-    assert row.push_key is not None and bytes(32) not in row.push_key
+    assert row.push_key is not None
+    assert bytes(32) not in row.push_key
 
 
 @pytest.mark.parametrize(
@@ -175,7 +179,9 @@ async def test_the_documented_type_error_message(http: httpx.AsyncClient, app: s
     )
     assert response.json() == {
         "success": False,
-        "error": 'The required "type" body param is missing or invalid. [error-type-param-not-valid]',
+        "error": (
+            'The required "type" body param is missing or invalid. [error-type-param-not-valid]'
+        ),
         "errorType": "error-type-param-not-valid",
     }
 
@@ -196,7 +202,8 @@ async def test_delete_removes_only_the_callers_documents(
         content=json.dumps({"token": "mine"}),
         headers={**bob_headers, "Content-Type": "application/json"},
     )
-    assert response.status_code == 404 and response.json()["success"] is False
+    assert response.status_code == 404
+    assert response.json()["success"] is False
     assert len(await documents(db, alice)) == 1
     response = await http.request(
         "DELETE",

@@ -19,7 +19,6 @@ from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ZULIP
-from tests.factories import PASSWORD, new_account, unique_username
 from tests.faces.zulipkit import (
     FCM_TOKEN,
     IOS_APP_ID,
@@ -30,6 +29,7 @@ from tests.faces.zulipkit import (
     register_request,
     sealed_registration,
 )
+from tests.factories import PASSWORD, new_account, unique_username
 from tests.pushkit import APNS_TOKEN, Emulators
 
 
@@ -75,7 +75,8 @@ async def test_official_client_logs_in_registers_and_decrypts_a_test_notificatio
     fetched = await call_endpoint(
         anonymous, "fetch_api_key", {"username": username, "password": PASSWORD}
     )
-    assert fetched["result"] == "success" and fetched["email"] == username
+    assert fetched["result"] == "success"
+    assert fetched["email"] == username
     assert isinstance(fetched["user_id"], int)
     client = await official_client(relay.api_url, username, fetched["api_key"])
     # The seed document's own call, leading slash included.
@@ -94,7 +95,8 @@ async def test_official_client_logs_in_registers_and_decrypts_a_test_notificatio
     assert "notification" not in sent.payload
     sealed = base64.b64decode(sent.payload["data"]["encrypted_data"])
     content = json.loads(nacl.secret.SecretBox(PUSH_KEY).decrypt(sealed))
-    assert content["type"] == "test" and content["user_id"] == fetched["user_id"]
+    assert content["type"] == "test"
+    assert content["user_id"] == fetched["user_id"]
     assert content["realm_url"] == relay.api_url.rstrip("/")
     assert abs(content["time"] - time.time()) < 60
 
@@ -407,4 +409,5 @@ async def test_api_keys_are_stored_hashed(http: httpx.AsyncClient, db: Database)
     username = await account(http)
     key = await api_key_of(http, username)
     stored = await db.read(lambda conn: [row[0] for row in conn.execute(face_tokens.select())])
-    assert stored and key not in json.dumps([str(item) for item in stored])
+    assert stored
+    assert key not in json.dumps([str(item) for item in stored])
