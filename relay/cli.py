@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -227,11 +227,24 @@ def _open_store(settings: Settings) -> tuple[Any, bytes]:
     return open_database(settings, runtime), push_key
 
 
-def _keys(settings: Settings, args: dict[str, Any]) -> int:
+def _run_admin(db: Any, run: Callable[[], Awaitable[None]]) -> int:
+    # An admin command's work: its errors printed as one line, the database closed.
     import trio
 
-    from relay.crypto.sealing import Vault
     from relay.errors import RelayError
+
+    try:
+        trio.run(run)
+    except RelayError as error:
+        print(f"relay: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
+def _keys(settings: Settings, args: dict[str, Any]) -> int:
+    from relay.crypto.sealing import Vault
     from relay.services.api_keys import ApiKeyService
     from relay.services.zulip.keys import BouncerKeys
 
@@ -258,22 +271,14 @@ def _keys(settings: Settings, args: dict[str, Any]) -> int:
         else:
             await bouncer.remove(args["public_key"])
 
-    try:
-        trio.run(run)
-    except RelayError as error:
-        print(f"relay: {error.message}", file=sys.stderr)
-        return 1
-    finally:
-        db.dispose()
-    return 0
+    return _run_admin(db, run)
 
 
 def _apps(settings: Settings, args: dict[str, Any]) -> int:
-    import trio
 
     from providers.message import Platform
     from relay.crypto.sealing import Vault
-    from relay.errors import NotFound, RelayError
+    from relay.errors import NotFound
     from relay.services.push.apps import AppService
 
     action, name = args["action"], str(args.get("name") or "")
@@ -324,14 +329,7 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
         ):
             raise NotFound(f"app {name!r} has no {args['platform']} credentials")
 
-    try:
-        trio.run(run)
-    except RelayError as error:
-        print(f"relay: {error.message}", file=sys.stderr)
-        return 1
-    finally:
-        db.dispose()
-    return 0
+    return _run_admin(db, run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

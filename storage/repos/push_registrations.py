@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from storage.repos.push_tokens import Removal
+from storage.repos.push_tokens import Removal, compare_and_clear
 from storage.schema import push_campaign_users, push_registrations
 
 POWERAUTH, ZULIP, ROCKETCHAT = "powerauth", "zulip", "rocketchat"
@@ -186,15 +186,4 @@ def campaign_page(
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
     """Compare-and-clear: delete registrations of each token not renewed since ``before``."""
-    if not removals:
-        return 0
-    statement = delete(push_registrations).where(
-        and_(
-            push_registrations.c.token == bindparam("b_token"),
-            push_registrations.c.updated_at < bindparam("b_before"),
-        )
-    )
-    result = conn.execute(
-        statement, [{"b_token": item.token, "b_before": item.before} for item in removals]
-    )
-    return max(result.rowcount, 0)
+    return compare_and_clear(conn, push_registrations, removals)

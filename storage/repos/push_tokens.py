@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, select
+from sqlalchemy import Table, and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from storage.repos._dialect import upsert
@@ -85,12 +85,18 @@ def devices_with_tokens(conn: Connection, device_ids: Sequence[uuid.UUID]) -> li
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
     """Compare-and-clear: delete each token not registered since its ``before`` time."""
+    return compare_and_clear(conn, push_tokens, removals)
+
+
+def compare_and_clear(conn: Connection, table: Table, removals: Sequence[Removal]) -> int:
+    """Delete the rows of ``table`` (``token``, ``updated_at``) holding each removal's
+    token and last written before its ``before`` time, in one executemany."""
     if not removals:
         return 0
-    statement = delete(push_tokens).where(
+    statement = delete(table).where(
         and_(
-            push_tokens.c.token == bindparam("b_token"),
-            push_tokens.c.updated_at < bindparam("b_before"),
+            table.c.token == bindparam("b_token"),
+            table.c.updated_at < bindparam("b_before"),
         )
     )
     result = conn.execute(

@@ -49,6 +49,18 @@ async def login(http: httpx.AsyncClient, username: str) -> dict[str, str]:
     return {"X-Auth-Token": data["authToken"], "X-User-Id": data["userId"]}
 
 
+async def delete_token(
+    http: httpx.AsyncClient, headers: dict[str, str], content: str | bytes
+) -> httpx.Response:
+    """``DELETE /api/v1/push.token`` with a JSON body (the client library sends none)."""
+    return await http.request(
+        "DELETE",
+        "/api/v1/push.token",
+        content=content,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+
 async def documents(db: Database, username: str) -> list[push_registrations.Registration]:
     return await db.read(lambda conn: push_registrations.by_user(conn, ROCKETCHAT, username))
 
@@ -196,29 +208,14 @@ async def test_delete_removes_only_the_callers_documents(
         json={"type": "gcm", "value": "mine", "appName": APP},
         headers=alice_headers,
     )
-    response = await http.request(
-        "DELETE",
-        "/api/v1/push.token",
-        content=json.dumps({"token": "mine"}),
-        headers={**bob_headers, "Content-Type": "application/json"},
-    )
+    response = await delete_token(http, bob_headers, json.dumps({"token": "mine"}))
     assert response.status_code == 404
     assert response.json()["success"] is False
     assert len(await documents(db, alice)) == 1
-    response = await http.request(
-        "DELETE",
-        "/api/v1/push.token",
-        content=json.dumps({"token": "mine"}),
-        headers={**alice_headers, "Content-Type": "application/json"},
-    )
+    response = await delete_token(http, alice_headers, json.dumps({"token": "mine"}))
     assert response.json() == {"success": True}
     assert await documents(db, alice) == []
-    response = await http.request(
-        "DELETE",
-        "/api/v1/push.token",
-        content=b"{}",
-        headers={**alice_headers, "Content-Type": "application/json"},
-    )
+    response = await delete_token(http, alice_headers, b"{}")
     assert response.status_code == 400
     assert response.json()["errorType"] == "error-token-param-not-valid"
 

@@ -13,9 +13,9 @@ from quart import Blueprint, Response, request
 from relay.api.powerauth import admin, campaigns, devices, inbox, messages, service
 from relay.api.powerauth.envelope import error_body, verify_integrator
 from relay.errors import RelayError
-from relay.services.powerauth.errors import PowerAuthError
+from relay.services.powerauth.errors import DatabaseFailure, DataIntegrity, PowerAuthError
 from relay.services.registry import Services
-from storage.errors import StorageError
+from storage.errors import IntegrityViolation, StorageError
 
 
 def blueprint(services: Services) -> Blueprint:
@@ -34,9 +34,10 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.errorhandler(StorageError)
     async def storage_error(error: StorageError) -> Response:
-        failure = PowerAuthError("Database error")
-        failure.status, failure.code = 500, "ERROR_DATABASE"
-        return error_body(failure)
+        if isinstance(error, IntegrityViolation):
+            # A concurrent request changed the same registration (the reference: 409).
+            return error_body(DataIntegrity("Data integrity violation, retry the request"))
+        return error_body(DatabaseFailure("Database error"))
 
     for module in (service, devices, messages, campaigns, admin, inbox):
         module.register(bp, services)

@@ -9,7 +9,13 @@ from quart import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from relay.api.http import json_response
-from relay.services.powerauth.errors import InvalidRequest, PowerAuthError, Unauthorized, Violation
+from relay.services.powerauth.errors import (
+    InvalidRequest,
+    PowerAuthError,
+    Unauthorized,
+    UnsupportedContentType,
+    Violation,
+)
 from relay.services.registry import PowerAuth
 
 _BEARER = "Bearer "
@@ -55,9 +61,7 @@ async def read_json(request: Request) -> object:
         return None
     content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        error = PowerAuthError("Content type must be application/json")
-        error.status = 415
-        raise error
+        raise UnsupportedContentType("Content type must be application/json")
     try:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):

@@ -36,14 +36,9 @@ def summary_body(message: InboxMessage) -> dict[str, Any]:
 def message_body(message: InboxMessage) -> dict[str, Any]:
     """The full message."""
     return {
-        "id": str(message.id),
+        **summary_body(message),
         "userId": message.user_name,
-        "type": message.type,
-        "subject": message.subject,
-        "summary": message.summary,
         "body": message.body,
-        "read": message.read,
-        "timestampCreated": format_rfc3339(message.created_at),
         "applications": list(message.applications),
     }
 

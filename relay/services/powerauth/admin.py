@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from providers.message import Platform
@@ -29,6 +31,15 @@ def _decoded(body: dict[str, Any], name: str) -> bytes:
         return base64.b64decode(_required(body, name), validate=True)
     except (binascii.Error, ValueError):
         raise PowerAuthError(f"{name} must be Base64.") from None
+
+
+@contextlib.contextmanager
+def _as_powerauth_error() -> Iterator[None]:
+    # The push core's validation messages, in PowerAuth's error convention.
+    try:
+        yield
+    except InvalidInput as error:
+        raise PowerAuthError(error.message) from None
 
 
 def summary(app: AppInfo) -> dict[str, Any]:
@@ -100,7 +111,7 @@ class AdminService:
         environment = body.get("environment")
         if environment not in (None, "development", "production"):
             raise PowerAuthError("Environment must be development, production or null.")
-        try:
+        with _as_powerauth_error():
             await self._apps.set_apns(
                 app.name,
                 key_pem=_decoded(body, "privateKeyBase64"),
@@ -109,31 +120,25 @@ class AdminService:
                 bundle_id=_required(body, "bundle"),
                 environment=str(environment or "production"),
             )
-        except InvalidInput as error:
-            raise PowerAuthError(error.message) from None
 
     async def set_fcm(self, body: dict[str, Any]) -> None:
         """FCM credentials: a Base64 service-account JSON for ``projectId``."""
         app = await self._app(body)
         project = _required(body, "projectId")
         account = _decoded(body, "privateKeyBase64")
-        try:
+        with _as_powerauth_error():
             await self._apps.set_fcm(app.name, account, project_id=project)
-        except InvalidInput as error:
-            raise PowerAuthError(error.message) from None
 
     async def set_hms(self, body: dict[str, Any]) -> None:
         """HMS credentials: the project and its OAuth client."""
         app = await self._app(body)
-        try:
+        with _as_powerauth_error():
             await self._apps.set_hms(
                 app.name,
                 app_id=_required(body, "clientId"),
                 client_secret=_required(body, "clientSecret"),
                 project_id=_required(body, "projectId"),
             )
-        except InvalidInput as error:
-            raise PowerAuthError(error.message) from None
 
     async def remove(self, body: dict[str, Any], platform: Platform) -> None:
         """Forget one provider's credentials (success when there were none)."""

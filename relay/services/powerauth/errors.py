@@ -58,3 +58,23 @@ class Unauthorized(PowerAuthError):
 
     status = 401
     code = "ERROR_UNAUTHORIZED"
+
+
+class UnsupportedContentType(PowerAuthError):
+    """The body is not JSON (415)."""
+
+    status = 415
+
+
+class DataIntegrity(PowerAuthError):
+    """A concurrent change collided with this one (``ERROR_DATA_INTEGRITY``, 409)."""
+
+    status = 409
+    code = "ERROR_DATA_INTEGRITY"
+
+
+class DatabaseFailure(PowerAuthError):
+    """The database failed (``ERROR_DATABASE``, 500)."""
+
+    status = 500
+    code = "ERROR_DATABASE"

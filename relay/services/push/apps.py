@@ -83,6 +83,7 @@ class AppService:
             await self._db.write(lambda conn: push_apps.create(conn, app_id, name, now=now))
         except IntegrityViolation:
             raise Conflict(f"An app named {name!r} already exists") from None
+        self._forget(app_id, name)  # a cached "no such app" must not outlive the app
         return AppInfo(app_id, name, {}, now, now)
 
     async def ensure(self, name: str) -> uuid.UUID:

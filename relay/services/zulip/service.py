@@ -4,7 +4,7 @@
 HTTP Basic ``username:api_key``. ``mobile_push/register`` does what Zulip's server and
 bouncer do together, inline: the registration is opened and validated at once and its
 errors come back synchronously with Zulip's codes (a success is ``active`` at once).
-Idempotent on ``(user, push_account_id)`` and on ``(push_account_id, token)``.
+Idempotent on ``(user, push_account_id)``: a repeated registration changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from relay.services.zulip.bouncer import open_registration
 from relay.services.zulip.errors import ZulipError, bad_request
 from relay.services.zulip.keys import BouncerKeys
 from storage.db import Database
+from storage.errors import IntegrityViolation
 from storage.ids import now_us, uuid7
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ZULIP, Registration
@@ -164,10 +165,6 @@ class ZulipService:
 
         def work(conn: Connection) -> None:
             now = now_us()
-            for item in push_registrations.by_token(conn, registration.token, face=ZULIP):
-                if item.face_ref == ref and item.user_name != user.username:
-                    # (push_account_id, token) seen for another account: it moved here.
-                    push_registrations.delete_ids(conn, [item.id])
             push_registrations.insert(
                 conn,
                 Registration(
@@ -186,7 +183,10 @@ class ZulipService:
                 ),
             )
 
-        await self._db.write(work)
+        try:
+            await self._db.write(work)
+        except IntegrityViolation:
+            return  # the same registration, committed by a concurrent request
 
     async def test_notification(
         self, user: UserRecord, *, push_account_id: str | None, realm_url: str
