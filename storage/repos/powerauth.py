@@ -172,20 +172,32 @@ def start_campaign(conn: Connection, campaign_id: int, *, now: int) -> bool:
     return result.rowcount > 0
 
 
-def advance_campaign(conn: Connection, campaign_id: int, *, cursor: str, queued: int) -> None:
-    """Record a queued page: the last token and how many devices it added."""
-    conn.execute(
+def advance_campaign(
+    conn: Connection, campaign_id: int, *, expected: str | None, cursor: str, queued: int
+) -> bool:
+    """Move the cursor from ``expected`` to ``cursor`` (compare-and-set); False if another
+    worker moved it first (then this page must not be queued)."""
+    result = conn.execute(
         update(push_campaigns)
-        .where(push_campaigns.c.id == campaign_id)
+        .where(
+            push_campaigns.c.id == campaign_id,
+            push_campaigns.c.state == "sending",
+            push_campaigns.c.cursor.is_not_distinct_from(expected),
+        )
         .values(cursor=cursor, devices=push_campaigns.c.devices + queued)
     )
+    return result.rowcount > 0
 
 
-def finish_campaign(conn: Connection, campaign_id: int, *, now: int) -> None:
-    """Every page is queued: the campaign is sent."""
+def finish_campaign(conn: Connection, campaign_id: int, *, expected: str | None, now: int) -> None:
+    """Every page is queued: the campaign is sent (unless another worker moved on)."""
     conn.execute(
         update(push_campaigns)
-        .where(push_campaigns.c.id == campaign_id)
+        .where(
+            push_campaigns.c.id == campaign_id,
+            push_campaigns.c.state == "sending",
+            push_campaigns.c.cursor.is_not_distinct_from(expected),
+        )
         .values(state="sent", sent=True, completed_at=now)
     )
 

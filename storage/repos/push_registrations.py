@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from storage.repos.push_tokens import Removal, compare_and_clear
@@ -158,30 +158,28 @@ def set_active(conn: Connection, face: str, face_ref: str, active: bool) -> int:
 def campaign_page(
     conn: Connection, campaign_id: int, app_id: uuid.UUID, *, after: str | None, limit: int
 ) -> list[CampaignTarget]:
-    """The next ``limit`` distinct tokens (by token order, after ``after``) of the
-    campaign's users in its app: each device once, however many users share it."""
+    """The campaign's users' devices in its app, in token order after ``after``: at most
+    ``limit`` registrations read, each token once however many users share it (the rest
+    of a token cut off by the limit is skipped by the next page's ``> after``)."""
     r = push_registrations
     query = (
-        select(
-            r.c.token,
-            func.min(r.c.platform),
-            func.min(r.c.environment),
-            func.min(r.c.push_key),
-            func.min(r.c.face),
-            func.min(r.c.face_ref),
-        )
+        select(r.c.token, r.c.platform, r.c.environment, r.c.push_key, r.c.face, r.c.face_ref)
         .join(push_campaign_users, push_campaign_users.c.user_name == r.c.user_name)
         .where(push_campaign_users.c.campaign_id == campaign_id, r.c.app_id == app_id)
-        .group_by(r.c.token)
-        .order_by(r.c.token)
+        .order_by(r.c.token, r.c.id)
         .limit(limit)
     )
     if after is not None:
         query = query.where(r.c.token > after)
-    return [
-        CampaignTarget(row[1], row[2], row[0], row[3], row[4], row[5])
-        for row in conn.execute(query)
-    ]
+    page: list[CampaignTarget] = []
+    for row in conn.execute(query):
+        if not page or page[-1].token != row.token:
+            page.append(
+                CampaignTarget(
+                    row.platform, row.environment, row.token, row.push_key, row.face, row.face_ref
+                )
+            )
+    return page
 
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from sqlalchemy import insert
 
 from relay.services.registry import Services
@@ -221,3 +222,42 @@ async def test_live_send_of_an_unknown_campaign_fails(pa: httpx.AsyncClient, app
     status, answer = await call(pa, "/push/campaign/send/live/12345")
     assert status == 400
     assert error_of(answer)[1] == "Campaign with entered ID does not exist"
+
+
+@pytest.mark.settings(powerauth_campaign_page_size=2)
+async def test_pages_resume_from_the_stored_cursor(
+    pa: httpx.AsyncClient, app: str, services: Services, db: Database
+) -> None:
+    """Each page's jobs and cursor are one transaction: whoever queues the next page (this
+    process, one restarted, or two at once) continues after the last token queued, and
+    no device is queued twice."""
+    from storage.repos import powerauth, push_jobs
+    from storage.schema import push_jobs as jobs_table
+
+    app_id = await services.push_apps.app_id(APP)
+    users = await _bulk_registrations(db, app_id, 5)
+    ident = await create(pa)
+    await call(pa, f"/push/campaign/{ident}/user/add", users)
+    campaigns = services.powerauth.campaigns
+    # Started directly: the server's runner is asleep (it wakes on send/live).
+
+    await db.write(lambda conn: powerauth.start_campaign(conn, int(ident), now=now_us()))
+    assert await campaigns.queue_page(int(ident)) is True
+    progress = (await campaigns.get(int(ident))).campaign
+    assert (progress.state, progress.devices) == ("sending", 2)
+
+    async def worker() -> None:
+        while await campaigns.queue_page(int(ident)):
+            pass
+
+    # Two workers (as two processes would) race for the remaining pages.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        nursery.start_soon(worker)
+    done = (await campaigns.get(int(ident))).campaign
+    assert (done.state, done.sent, done.devices) == ("sent", True, 5)
+    tokens = await db.read(lambda conn: [row.token for row in conn.execute(jobs_table.select())])
+    assert len(tokens) == 5
+    assert len(set(tokens)) == 5
+    counts = await db.read(lambda conn: push_jobs.campaign_counts(conn, int(ident)))
+    assert sum(counts.values()) == 5

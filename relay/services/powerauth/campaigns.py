@@ -3,8 +3,9 @@
 ``send/live`` marks the campaign sending and returns; :meth:`CampaignService.run` (in the
 root nursery) streams its devices in pages of distinct tokens, ordered by token. Each
 page's jobs and the campaign's cursor (the last token queued) are written in one
-transaction, so a restart resumes after the last queued page and no device is queued
-twice. When no page is left the campaign is ``sent`` with ``timestamp_completed``, as in
+transaction, the cursor moved compare-and-set: a restart resumes after the last queued
+page, and of several processes reading the same page only one queues it, so no device
+is queued twice. When no page is left the campaign is ``sent`` with ``timestamp_completed``, as in
 the reference ("completed" means queued, not delivered; the detail shows delivery
 progress from the queue).
 """
@@ -178,7 +179,9 @@ class CampaignService:
         )
         if not page:
             await self._db.write(
-                lambda conn: powerauth.finish_campaign(conn, campaign_id, now=now_us())
+                lambda conn: powerauth.finish_campaign(
+                    conn, campaign_id, expected=campaign.cursor, now=now_us()
+                )
             )
             log.info("campaign %d queued for %d devices", campaign_id, campaign.devices)
             return False
@@ -190,8 +193,12 @@ class CampaignService:
         )
 
         def work(conn: Connection) -> None:
-            push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=push.max_attempts)
-            powerauth.advance_campaign(conn, campaign_id, cursor=page[-1].token, queued=len(jobs))
+            # The cursor moves first, compare-and-set: of two workers reading the same
+            # page, only the one that moves it queues the jobs.
+            if powerauth.advance_campaign(
+                conn, campaign_id, expected=campaign.cursor, cursor=page[-1].token, queued=len(jobs)
+            ):
+                push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=push.max_attempts)
 
         await self._db.write(work)
         push.wake()
