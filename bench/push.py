@@ -1,10 +1,11 @@
-"""Push throughput against the APNs emulator over TLS: our pool next to ``httpx[http2]``.
+"""Push throughput against the APNs emulator over TLS: our pool next to ``httpx[http2]``
+and ``aioapns``.
 
 The emulator runs in a process of its own (``relay emulator apns``), so the CPU time
-measured here is the client's alone. Both clients send the same requests (built by
-:mod:`providers.apns`, with a cached ES256 provider token) at the same concurrency, in
-interleaved repetitions of one run; the report gives pushes/s and client CPU µs per
-push, median/min/max over repetitions, and the ratio per repetition.
+measured is the client's alone; ``aioapns`` (asyncio) runs in a process of its own too
+(:mod:`bench.aioapns_client`). The clients send the same notifications at the same
+concurrency, in interleaved repetitions of one run; the report gives pushes/s and client
+CPU µs per push, median/min/max over repetitions, and the ratios per repetition.
 
 Run: ``relay bench push [--count N] [--concurrency C] [--repetitions R] [--quick]``
 (or ``python -m bench.push``).
@@ -14,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,10 +22,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
 
+from bench import report
+from bench.processes import Emulator, emulator
 from providers import apns
 from providers.apns import ApnsCredentials, ProviderTokenCache
 from providers.h2pool import PoolConfig, client_ssl_context, open_pool
@@ -139,16 +140,47 @@ async def run_httpx(url: str, ca: str, requests: list, concurrency: int) -> Samp
         return Sample("httpx", len(requests), seconds, time.process_time() - cpu)
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+def run_aioapns(emulator: Emulator, count: int, concurrency: int, connections: int) -> Sample:
+    """``aioapns`` (asyncio) in a process of its own, measured there."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.aioapns_client",
+            "--url",
+            emulator.url,
+            "--ca",
+            emulator.ca_file,
+            "--state",
+            str(emulator.state),
+            "--count",
+            str(count),
+            "--concurrency",
+            str(concurrency),
+            "--connections",
+            str(connections),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"aioapns baseline failed: {done.stderr.strip()[-2000:]}")
+    sample = json.loads(done.stdout.strip().splitlines()[-1])
+    return Sample("aioapns", sample["pushes"], sample["seconds"], sample["cpu_seconds"])
+
+
+CLIENTS = ("pool", "httpx", "aioapns")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison and write a JSON report."""
+    """Run the comparison and write the report."""
     parser = argparse.ArgumentParser(prog="relay bench push", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10000, help="pushes per client per repetition")
     parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--connections", type=int, default=1, help="pool connections")
+    parser.add_argument("--connections", type=int, default=1, help="connections per client")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument(
@@ -160,87 +192,69 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.count <= 200_000 or not 1 <= args.repetitions <= 20:
         parser.error("count must be 1..200000 and repetitions 1..20")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp)
-        emulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "relay",
-                "emulator",
-                "apns",
-                "--port",
-                "0",
-                "--state-dir",
-                str(state),
-                "--no-record",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            assert emulator.stdout is not None
-            match = re.search(r"on (https://\S+)", emulator.stdout.readline())
-            if match is None:
-                raise SystemExit("the emulator did not start")
-            url, ca = (
-                match.group(1).replace("127.0.0.1", "localhost"),
-                str(state / "emulator-cert.pem"),
-            )
-            requests = _requests(_credentials(state), args.count)
-            samples: list[Sample] = []
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory() as tmp, emulator("apns", Path(tmp)) as running:
+        requests = _requests(_credentials(running.state), args.count)
+        with report.progress("push", args.repetitions * len(CLIENTS)) as step:
             for repetition in range(args.repetitions):
-                for client in ("pool", "httpx") if repetition % 2 == 0 else ("httpx", "pool"):
+                # Interleaved, in a rotating order: a noisy neighbour hits every client.
+                shift = repetition % len(CLIENTS)
+                for client in CLIENTS[shift:] + CLIENTS[:shift]:
                     if client == "pool":
                         sample = trio.run(
-                            run_pool, url, ca, requests, args.concurrency, args.connections
+                            run_pool,
+                            running.url,
+                            running.ca_file,
+                            requests,
+                            args.concurrency,
+                            args.connections,
+                        )
+                    elif client == "httpx":
+                        sample = trio.run(
+                            run_httpx, running.url, running.ca_file, requests, args.concurrency
                         )
                     else:
-                        sample = trio.run(run_httpx, url, ca, requests, args.concurrency)
+                        sample = run_aioapns(
+                            running, args.count, args.concurrency, args.connections
+                        )
                     samples.append(sample)
-                    print(
-                        f"rep {repetition + 1} {client:5}: {sample.rate:8.0f} pushes/s, "
-                        f"{sample.cpu_us_per_push:6.0f} µs CPU/push",
-                        flush=True,
+                    step.advance(
+                        f"rep {repetition + 1} {client}: {sample.rate:,.0f}/s, "
+                        f"{sample.cpu_us_per_push:,.0f} µs CPU/push"
                     )
-        finally:
-            emulator.terminate()
-            emulator.wait(timeout=30)
 
-    pool = [s for s in samples if s.client == "pool"]
-    other = [s for s in samples if s.client == "httpx"]
-    report = {
-        "scenario": "push",
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "parameters": vars(args),
-        "pool": {
-            "pushes_per_s": _summary([s.rate for s in pool]),
-            "cpu_us_per_push": _summary([s.cpu_us_per_push for s in pool]),
-        },
-        "httpx": {
-            "pushes_per_s": _summary([s.rate for s in other]),
-            "cpu_us_per_push": _summary([s.cpu_us_per_push for s in other]),
-        },
-        "ratio_pushes_per_s": _summary([p.rate / h.rate for p, h in zip(pool, other, strict=True)]),
-        "ratio_cpu_per_push": _summary(
-            [h.cpu_us_per_push / p.cpu_us_per_push for p, h in zip(pool, other, strict=True)]
-        ),
-        "samples": [
+    by_client = {name: [s for s in samples if s.client == name] for name in CLIENTS}
+    results: dict[str, Any] = {
+        name: {
+            "pushes_per_s": report.summary([s.rate for s in runs]),
+            "cpu_us_per_push": report.summary([s.cpu_us_per_push for s in runs]),
+        }
+        for name, runs in by_client.items()
+    }
+    for other in ("httpx", "aioapns"):
+        pairs = list(zip(by_client["pool"], by_client[other], strict=True))
+        results[f"pool_vs_{other}"] = {
+            "pushes_per_s": report.summary([p.rate / o.rate for p, o in pairs]),
+            "cpu_per_push": report.summary(
+                [o.cpu_us_per_push / p.cpu_us_per_push for p, o in pairs]
+            ),
+        }
+    clients = {name: results[name] for name in CLIENTS}
+    report.write(
+        args.output,
+        "push",
+        parameters=vars(args),
+        results=results,
+        samples=[
             asdict(s) | {"rate": s.rate, "cpu_us_per_push": s.cpu_us_per_push} for s in samples
         ],
-    }
-    out = Path(args.output)
-    out.mkdir(exist_ok=True)
-    path = out / f"push-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(
-        json.dumps(
-            {k: report[k] for k in ("pool", "httpx", "ratio_pushes_per_s", "ratio_cpu_per_push")},
-            indent=2,
-        )
+        panels=(
+            report.Panel(
+                "pushes/s (APNs emulator, TLS)", "pushes/s", report.bars(clients, "pushes_per_s")
+            ),
+            report.Panel("client CPU per push", "µs", report.bars(clients, "cpu_us_per_push")),
+        ),
     )
-    print(f"report: {path}")
     return 0
 
 

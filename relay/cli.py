@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.scenarios import SCENARIOS
 from relay import __version__
 from relay.config import SETTINGS, SettingError, Settings, load_settings, unknown_variables
 
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_apps_parser(commands)
     _add_keys_parser(commands)
     bench = commands.add_parser("bench", help="run a benchmark scenario (see bench/)")
-    bench.add_argument("scenario", choices=("push",))
+    bench.add_argument("scenario", choices=tuple(SCENARIOS))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the scenario's options")
     emulator = commands.add_parser("emulator", help="run a push provider emulator over TLS")
     emulator.add_argument("kind", choices=("apns", "fcm", "hms"))
@@ -337,9 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     command = args.pop("command")
     if command == "bench":
-        from bench import push
+        from bench import scenarios
 
-        return push.main(args["options"])
+        return scenarios.run(args["scenario"], args["options"])
     if command == "emulator":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         return _emulator(args)

@@ -41,7 +41,9 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
+def hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
+    """The hypercorn configuration of one listener (the benchmark's bare route uses it
+    too, so that both are served alike)."""
     config = HypercornConfig()
     config.bind = [_bind(settings.server_host, port)]
     config.graceful_timeout = float(settings.server_shutdown_timeout_secs)
@@ -125,7 +127,7 @@ async def run_server(
                     partial(
                         serve_http,
                         api.asgi,
-                        _hypercorn_config(settings, settings.server_port),
+                        hypercorn_config(settings, settings.server_port),
                         OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                         interceptor=api.gateway,
@@ -135,7 +137,7 @@ async def run_server(
                     partial(
                         serve_http,
                         ManagementApp(services.health),
-                        _hypercorn_config(settings, settings.server_mgmt_port),
+                        hypercorn_config(settings, settings.server_mgmt_port),
                         OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                     )

@@ -1,0 +1,161 @@
+"""The processes a scenario starts (``relay serve``, ``relay emulator``) and what is read
+off them: listening addresses, CPU time and resident memory from ``/proc``.
+
+CPU is read from ``/proc/<pid>/task/*/schedstat`` (nanoseconds on a CPU, every thread):
+on a shared machine it is the measure that holds up against a noisy neighbour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
+_EMULATOR = re.compile(r"on (https://\S+)")
+# Settings every benchmarked server gets: no per-IP limits (one client IP drives all the
+# load) and cheap password hashes (accounts are set-up, not what is measured).
+UNTHROTTLED = {
+    "rate_limit_per_second": "1000000",
+    "rate_limit_burst": "1000000",
+    "rate_limit_auth_per_second": "1000000",
+    "rate_limit_auth_burst": "1000000",
+    "auth_password_hash_memory_kib": "64",
+    "auth_password_hash_iterations": "1",
+    "auth_jwt_secret": "bench-secret-0123456789abcdef0123456789abcdef",
+    "log_level": "warning",
+}
+
+
+class StartError(RuntimeError):
+    """A process did not come up."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def environment(settings: dict[str, str]) -> dict[str, str]:
+    """This environment without relay settings, plus ``RELAY_<NAME>`` for ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "OBSCURA_"))}
+    env.update({f"RELAY_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def run_relay(*args: str, settings: dict[str, str]) -> str:
+    """Run ``relay ARGS`` to completion; its standard output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        raise StartError(f"relay {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Server:
+    """A running ``relay serve``."""
+
+    api: str
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def relay_server(settings: dict[str, str]) -> Iterator[Server]:
+    """``relay serve`` on free loopback ports with ``settings`` (plus :data:`UNTHROTTLED`)."""
+    values = {**UNTHROTTLED, "server_port": "0", "server_mgmt_port": "0", **settings}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--log-level", "info"],
+        env=environment(values),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        for line in process.stderr:
+            log.append(line)
+            match = _LISTENING.search(line)
+            if match:
+                break
+        else:
+            raise StartError("relay serve exited before listening:\n" + "".join(log[-20:]))
+        stderr = process.stderr
+        threading.Thread(target=lambda: log.extend(stderr), daemon=True).start()
+        yield Server(match.group(1), process, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A running ``relay emulator``: its URL, CA file and state directory."""
+
+    url: str
+    ca_file: str
+    state: Path
+    pid: int
+
+    def credentials(self, name: str) -> dict[str, str]:
+        """The trusted-credential description the emulator wrote (``apns.json`` etc.)."""
+        loaded: dict[str, str] = json.loads((self.state / f"{name}.json").read_text())
+        return loaded
+
+
+@contextlib.contextmanager
+def emulator(kind: str, state: Path, *, record: bool = False) -> Iterator[Emulator]:
+    """``relay emulator KIND`` on a free port, in a process of its own."""
+    args = [sys.executable, "-m", "relay", "emulator", kind, "--port", "0"]
+    args += ["--state-dir", str(state)]
+    if not record:
+        args.append("--no-record")
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        match = _EMULATOR.search(process.stdout.readline())
+        if match is None:
+            raise StartError(f"the {kind} emulator did not start")
+        yield Emulator(match.group(1), str(state / "emulator-cert.pem"), state, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,155 @@
+"""``relay bench relay-drain``: a backlog of M messages per device, delivered,
+acknowledged and deleted.
+
+The backlog is queued first (POSTs of 100 submissions); then every device connects at
+once and acknowledges each batch as it arrives. The clock runs from the connections
+until the ``messages`` table is empty (read from the server's SQLite file), so
+messages/s counts delivered, acknowledged *and* deleted messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from bench import report
+from bench.http1 import Connection
+from bench.processes import cpu_seconds, relay_server
+from bench.relay_clients import BenchDevice, address, new_devices, send_request
+from relay.client import connect_gateway
+
+RUN_TIMEOUT_SECS = 900
+_POST_BATCH = 100
+
+
+def stored_messages(database: Path) -> int:
+    """Rows in the server's ``messages`` table."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
+async def fill(api: str, sender: BenchDevice, devices: list[BenchDevice], backlog: int) -> None:
+    """Queue ``backlog`` messages for every device."""
+    host, port = address(api)
+    connection = await Connection.open(host, port)
+    try:
+        for device in devices:
+            for start in range(0, backlog, _POST_BATCH):
+                count = min(_POST_BATCH, backlog - start)
+                status, _ = await connection.request(
+                    send_request(sender, [device.id] * count, start)
+                )
+                if status != 200:
+                    raise RuntimeError(f"POST /v1/messages answered {status}")
+    finally:
+        await connection.aclose()
+
+
+async def drain(
+    pid: int, database: Path, devices: list[BenchDevice], total: int
+) -> dict[str, float]:
+    """Connect every device and acknowledge until the table is empty."""
+    received = 0
+    frames = 0
+    all_received = trio.Event()
+    cpu, started = cpu_seconds(pid), time.perf_counter()
+
+    async def receive(device: BenchDevice) -> None:
+        nonlocal received, frames
+        async with connect_gateway(device.client) as gateway:
+            async for envelopes in gateway.batches():
+                received += len(envelopes)
+                frames += 1
+                await gateway.ack([envelope.id for envelope in envelopes])
+                if received >= total:
+                    all_received.set()
+
+    with trio.fail_after(RUN_TIMEOUT_SECS):
+        async with trio.open_nursery() as nursery:
+            for device in devices:
+                nursery.start_soon(receive, device)
+            await all_received.wait()
+            delivered = time.perf_counter() - started
+            # The acknowledged rows are deleted in batches by the server: poll the file.
+            while await trio.to_thread.run_sync(stored_messages, database):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            elapsed, cpu_used = time.perf_counter() - started, cpu_seconds(pid) - cpu
+            nursery.cancel_scope.cancel()
+    return {
+        "messages": float(total),
+        "messages_per_s": total / elapsed,
+        "delivered_per_s": total / delivered,
+        "envelopes_per_frame": total / max(frames, 1),
+        "server_cpu_us_per_message": cpu_used / total * 1e6,
+    }
+
+
+async def run(args: argparse.Namespace, api: str, pid: int, database: Path) -> list[dict[str, Any]]:
+    """Every repetition."""
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        sender, *devices = await new_devices(http, args.devices + 1)
+        samples = []
+        with report.progress("relay-drain", args.repetitions) as step:
+            for repetition in range(args.repetitions):
+                await fill(api, sender, devices, args.backlog)
+                sample = await drain(pid, database, devices, args.backlog * args.devices)
+                samples.append({"variant": "SQLite", "repetition": repetition, **sample})
+                step.advance(f"{sample['messages_per_s']:,.0f} msg/s")
+        return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenario and write the report."""
+    parser = argparse.ArgumentParser(
+        prog="relay bench relay-drain", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--backlog", type=int, default=2500, help="messages queued per device")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--output", default="bench-results")
+    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.devices, args.backlog, args.repetitions = 2, 60, 1
+    if not (1 <= args.devices <= 1000 and 1 <= args.backlog <= 100_000):
+        parser.error("devices must be 1..1000 and backlog 1..100000")
+    with tempfile.TemporaryDirectory() as data:
+        # The inbox cap must not prune the backlog being measured.
+        settings = {"data_dir": data, "messaging_inbox_max_size": str(args.backlog + 1)}
+        with relay_server(settings) as server:
+            samples = trio.run(run, args, server.api, server.pid, Path(data) / "relay.db")
+    metrics = (
+        "messages_per_s",
+        "delivered_per_s",
+        "envelopes_per_frame",
+        "server_cpu_us_per_message",
+    )
+    results = {"SQLite": {m: report.summary([s[m] for s in samples]) for m in metrics}}
+    report.write(
+        args.output,
+        "relay-drain",
+        parameters=vars(args),
+        results=results,
+        samples=samples,
+        panels=(
+            report.Panel(
+                "delivered, acked and deleted", "messages/s", report.bars(results, "messages_per_s")
+            ),
+            report.Panel(
+                "server CPU per message", "µs", report.bars(results, "server_cpu_us_per_message")
+            ),
+        ),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
