@@ -25,14 +25,16 @@ def request_bytes(method: str, path: str, headers: dict[str, str], body: bytes =
 class Connection:
     """One keep-alive connection: send a request, read its response."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.SocketStream, host: str, port: int) -> None:
         self._stream = stream
+        self._host, self._port = host, port
         self._buffer = bytearray()
+        self._closing = False
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
         """Connect."""
-        return cls(await trio.open_tcp_stream(host, port))
+        return cls(await trio.open_tcp_stream(host, port), host, port)
 
     async def aclose(self) -> None:
         """Close the connection."""
@@ -45,7 +47,13 @@ class Connection:
         self._buffer += chunk
 
     async def request(self, data: bytes) -> tuple[int, bytes]:
-        """Send one request; its status and body."""
+        """Send one request; its status and body. A connection the server announced it
+        would close (hypercorn ends keep-alive after 1,000 requests) is reopened first."""
+        if self._closing:
+            await self._stream.aclose()
+            self._stream = await trio.open_tcp_stream(self._host, self._port)
+            self._buffer.clear()
+            self._closing = False
         await self._stream.send_all(data)
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
             await self._fill()
@@ -57,6 +65,8 @@ class Connection:
             name, _, value = line.partition(":")
             if name.strip().lower() == "content-length":
                 length = int(value)
+            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
+                self._closing = True
             elif name.strip().lower() == "transfer-encoding":
                 raise ProtocolError("chunked responses are not supported")
         while len(self._buffer) < length:

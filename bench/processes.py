@@ -1,8 +1,8 @@
 """The processes a scenario starts (``relay serve``, ``relay emulator``) and what is read
 off them: listening addresses, CPU time and resident memory from ``/proc``.
 
-CPU is read from ``/proc/<pid>/task/*/schedstat`` (nanoseconds on a CPU, every thread):
-on a shared machine it is the measure that holds up against a noisy neighbour.
+CPU is read from ``/proc/<pid>/stat`` (user + system time of the whole process): on a
+shared machine it is the measure that holds up against a noisy neighbour.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_TICKS = os.sysconf("SC_CLK_TCK")
 _LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
 _EMULATOR = re.compile(r"on (https://\S+)")
 # Settings every benchmarked server gets: no per-IP limits (one client IP drives all the
@@ -39,12 +40,10 @@ class StartError(RuntimeError):
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of ``pid`` so far."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
+    """User plus system CPU time of ``pid`` so far, every thread included (also threads
+    that have exited, such as idle worker threads: per-thread counters would lose those)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def rss_bytes(pid: int) -> int:

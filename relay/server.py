@@ -117,6 +117,7 @@ async def run_server(
             for worker in [
                 *background_workers(settings, services),
                 services.acks.run,
+                services.writes.run,
                 services.powerauth.campaigns.run,
             ]:
                 workers.start_soon(worker, stopping)

@@ -17,6 +17,7 @@ from relay import wire
 from relay.errors import AuthenticationFailed, InvalidInput, PayloadTooLarge, RelayError
 from relay.gateway.hub import Hub
 from relay.parsing import parse_uuid
+from relay.services.group_commit import GroupCommit
 from relay.services.principal import Principal
 from relay.services.push.wakeups import Wakeups
 from storage.db import Database
@@ -84,10 +85,13 @@ class MessagingService:
         ttl_days: int,
         idempotency_ttl_secs: int,
         wakeups: Wakeups | None = None,
+        writes: GroupCommit | None = None,
     ) -> None:
         self._db = db
         self._hub = hub
         self._wakeups = wakeups
+        # Sends of concurrent requests share a transaction (one thread hop for many).
+        self._writes = writes or GroupCommit(db)
         self._batch_limit = batch_limit
         self._ttl_us = ttl_days * MICROS_PER_DAY
         self._idempotency_ttl_us = idempotency_ttl_secs * MICROS_PER_SECOND
@@ -176,7 +180,7 @@ class MessagingService:
             )
             return response, woken
 
-        response, woken = await self._db.write(work)
+        response, woken = await self._writes.write(work)
         if woken:
             await self._hub.messages_queued(woken)
         return response

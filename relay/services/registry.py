@@ -21,6 +21,7 @@ from relay.services.attachments import AttachmentService
 from relay.services.backups import BackupService
 from relay.services.devices import DeviceService
 from relay.services.face_logins import FaceLoginService
+from relay.services.group_commit import GroupCommit
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
@@ -74,6 +75,7 @@ class Services:
     push: PushService
     wakeups: Wakeups
     messaging: MessagingService
+    writes: GroupCommit
     tickets: TicketService
     attachments: AttachmentService
     backups: BackupService
@@ -183,6 +185,7 @@ def build_services(
     sender = RegistrationSender(push_service, vault)
     logins = FaceLoginService(db, sessions)
     bouncer_keys = BouncerKeys(db, vault, _bouncer_key_map(settings))
+    writes = GroupCommit(db)
     return Services(
         sessions=sessions,
         devices=DeviceService(
@@ -210,7 +213,9 @@ def build_services(
             ttl_days=settings.ttl_days,
             idempotency_ttl_secs=settings.messaging_idempotency_ttl_secs,
             wakeups=wakeups,
+            writes=writes,
         ),
+        writes=writes,
         tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs, wakeups=wakeups),
         attachments=AttachmentService(
             db,

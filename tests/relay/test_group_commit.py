@@ -1,0 +1,105 @@
+"""Group commit: concurrent write units share one transaction, each in a savepoint: a
+failing unit rolls back alone and its caller gets its error; nothing is lost at stop."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.lowlevel
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from relay.errors import InvalidInput
+from relay.services.group_commit import GroupCommit
+from storage.db import Database
+from storage.errors import UniqueViolation
+from storage.schema import api_keys
+
+
+def add_key(name: str, key_hash: str | None = None) -> object:
+    def work(conn: Connection) -> str:
+        conn.execute(
+            insert(api_keys).values(
+                key_hash=key_hash or name.ljust(64, "0"), name=name, created_at=0
+            )
+        )
+        return name
+
+    return work
+
+
+async def names(db: Database) -> list[str]:
+    return await db.read(
+        lambda conn: sorted(row[0] for row in conn.execute(select(api_keys.c.name)))
+    )
+
+
+async def test_concurrent_units_share_batches_and_each_gets_its_result(db: Database) -> None:
+    writes = GroupCommit(db, max_batch=16)
+    stopping = trio.Event()
+    results: dict[int, str] = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writes.run, stopping)
+        await trio.lowlevel.checkpoint()
+
+        async def one(index: int) -> None:
+            results[index] = await writes.write(add_key(f"key{index:03d}"))  # type: ignore[arg-type]
+
+        async with trio.open_nursery() as callers:
+            for index in range(40):
+                callers.start_soon(one, index)
+        stopping.set()
+    assert results == {index: f"key{index:03d}" for index in range(40)}
+    assert await names(db) == [f"key{index:03d}" for index in range(40)]
+    assert writes.units == 40
+    assert writes.batches < 40  # shared transactions, not one each
+
+
+async def test_a_failing_unit_rolls_back_alone(db: Database) -> None:
+    writes = GroupCommit(db)
+    stopping = trio.Event()
+    outcomes: dict[str, object] = {}
+
+    def refuse(conn: Connection) -> None:
+        conn.execute(
+            insert(api_keys).values(key_hash="r".ljust(64, "0"), name="refused", created_at=0)
+        )
+        raise InvalidInput("no")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writes.run, stopping)
+        await trio.lowlevel.checkpoint()
+
+        async def call(label: str, work: object) -> None:
+            try:
+                outcomes[label] = await writes.write(work)  # type: ignore[arg-type]
+            except Exception as error:
+                outcomes[label] = error
+
+        async with trio.open_nursery() as callers:
+            callers.start_soon(call, "first", add_key("first", "a" * 64))
+            callers.start_soon(call, "duplicate", add_key("second", "a" * 64))
+            callers.start_soon(call, "refuse", refuse)
+            callers.start_soon(call, "last", add_key("last"))
+        stopping.set()
+    # The two units with the same key: whichever ran first wins, the other fails alone.
+    won = [label for label in ("first", "duplicate") if isinstance(outcomes[label], str)]
+    lost = [label for label in ("first", "duplicate") if label not in won]
+    assert len(won) == 1
+    assert isinstance(outcomes[lost[0]], UniqueViolation)
+    assert isinstance(outcomes["refuse"], InvalidInput)
+    assert outcomes["last"] == "last"
+    winner = {"first": "first", "duplicate": "second"}[won[0]]
+    assert await names(db) == sorted([winner, "last"])
+
+
+async def test_without_a_running_writer_units_are_written_one_by_one(db: Database) -> None:
+    writes = GroupCommit(db)
+    assert await writes.write(add_key("alone")) == "alone"  # type: ignore[arg-type]
+    stopping = trio.Event()
+    stopping.set()
+    await writes.run(stopping)  # started and stopped: later writes still work
+    assert await writes.write(add_key("after")) == "after"  # type: ignore[arg-type]
+    assert await names(db) == ["after", "alone"]
+    with pytest.raises(UniqueViolation):
+        await writes.write(add_key("again", "after".ljust(64, "0")))  # type: ignore[arg-type]
