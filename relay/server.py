@@ -118,6 +118,7 @@ async def run_server(
                 *background_workers(settings, services),
                 services.acks.run,
                 services.writes.run,
+                services.reads.run,
                 services.powerauth.campaigns.run,
             ]:
                 workers.start_soon(worker, stopping)

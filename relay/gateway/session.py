@@ -35,6 +35,7 @@ from relay import wire
 from relay.gateway.acks import AckBatcher
 from relay.gateway.hub import Hub, Subscription
 from relay.gateway.outbox import Outbox
+from relay.services.group_commit import GroupCommit
 from storage.db import Database
 from storage.errors import StorageError
 from storage.ids import now_us
@@ -139,8 +140,12 @@ class Gateway:
         hub: Hub,
         acks: AckBatcher,
         config: GatewayConfig,
+        *,
+        reads: GroupCommit | None = None,
     ) -> None:
         self._db = db
+        # Page fetches of sessions woken together share one read transaction and hop.
+        self._reads = reads or GroupCommit(db, read_only=True)
         self._hub = hub
         self._acks = acks
         self._config = config
@@ -286,7 +291,7 @@ class Gateway:
                     max_bytes=self._config.max_batch_bytes,
                 )
                 try:
-                    page = await self._db.read(fetch)
+                    page = await self._reads.submit(fetch)
                 except StorageError as error:
                     # The client reconnects and the new session starts from the oldest.
                     log.warning("delivery to %s failed: %s", device_id, error)

@@ -1,12 +1,13 @@
-"""Group commit: the write units of concurrent requests run in one transaction, one
+"""Group commit: the units of work of concurrent requests run in one transaction, one
 thread hop, instead of one each.
 
 A thread hop costs more than the SQL of a small request here (measured with
-``relay bench rest``), so requests that write at the same time share one: each unit runs
-inside a savepoint of the batch's transaction (a unit that fails rolls back alone and
-its caller gets the error), the batch commits once, and every caller is answered with
-its own result. The writer is a task in the root nursery; before it runs (or after it
-stopped) units are written one by one, as before.
+``relay bench rest``: about 1 ms of CPU with the GIL handed back and forth), so units
+submitted at the same time share one: each runs inside a savepoint of the batch's
+transaction (a unit that fails rolls back alone and its caller gets the error), the batch
+commits once, and every caller is answered with its own result. One instance batches
+writes (message sends), another reads (the gateway's page fetches). The batcher is a task
+in the root nursery; before it runs (or after it stopped) units run one by one.
 """
 
 from __future__ import annotations
@@ -37,23 +38,26 @@ class _Unit(Generic[T]):
 class GroupCommit:
     """See the module docstring."""
 
-    def __init__(self, db: Database, *, max_batch: int = 64, capacity: int = 1024) -> None:
+    def __init__(
+        self, db: Database, *, read_only: bool = False, max_batch: int = 64, capacity: int = 1024
+    ) -> None:
         self._db = db
+        self._transaction = db.read if read_only else db.write
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Unit[Any]](capacity)
         self._running = False
         self.batches = 0
         self.units = 0
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def submit(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a shared transaction; its result, or the error it raised."""
         if not self._running:
-            return await self._db.write(work)
+            return await self._transaction(work)
         unit: _Unit[T] = _Unit(work)
         try:
             await self._send.send(unit)  # waits when the writer is this far behind
         except trio.BrokenResourceError:
-            return await self._db.write(work)  # the writer has stopped
+            return await self._transaction(work)  # the batcher has stopped
         await unit.done.wait()
         if unit.error is not None:
             raise unit.error
@@ -110,7 +114,7 @@ class GroupCommit:
                     savepoint.commit()
 
         try:
-            await self._db.write(work)
+            await self._transaction(work)
         except Exception as error:
             for unit in batch:
                 unit.result, unit.error = None, error

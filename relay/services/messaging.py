@@ -180,7 +180,7 @@ class MessagingService:
             )
             return response, woken
 
-        response, woken = await self._writes.write(work)
+        response, woken = await self._writes.submit(work)
         if woken:
             await self._hub.messages_queued(woken)
         return response

@@ -76,6 +76,7 @@ class Services:
     wakeups: Wakeups
     messaging: MessagingService
     writes: GroupCommit
+    reads: GroupCommit
     tickets: TicketService
     attachments: AttachmentService
     backups: BackupService
@@ -186,6 +187,7 @@ def build_services(
     logins = FaceLoginService(db, sessions)
     bouncer_keys = BouncerKeys(db, vault, _bouncer_key_map(settings))
     writes = GroupCommit(db)
+    reads = GroupCommit(db, read_only=True)
     return Services(
         sessions=sessions,
         devices=DeviceService(
@@ -216,6 +218,7 @@ def build_services(
             writes=writes,
         ),
         writes=writes,
+        reads=reads,
         tickets=TicketService(db, ttl_secs=settings.ws_ticket_ttl_secs, wakeups=wakeups),
         attachments=AttachmentService(
             db,
@@ -252,6 +255,7 @@ def build_services(
                 ping_interval=max(1, settings.ws_ping_interval_secs),
                 ping_timeout=settings.ws_ping_timeout_secs,
             ),
+            reads=reads,
         ),
         blobs=blobs,
         powerauth=_powerauth(settings, db, push_apps, vault, sender),

@@ -9,6 +9,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+_IGNORING: dict[tuple[str, str], Any] = {}
+
 
 def insert_ignoring_conflicts(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
@@ -16,8 +18,13 @@ def insert_ignoring_conflicts(
     """``INSERT ... ON CONFLICT DO NOTHING`` of many rows in one executemany."""
     if not rows:
         return
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(module.insert(table).on_conflict_do_nothing(), list(rows))
+    key = (conn.dialect.name, table.name)
+    statement = _IGNORING.get(key)
+    if statement is None:
+        # One statement object per table and dialect: its compiled form is cached.
+        module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = _IGNORING[key] = module.insert(table).on_conflict_do_nothing()
+    conn.execute(statement, list(rows))
 
 
 def upsert(

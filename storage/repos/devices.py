@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from storage.schema import devices
@@ -88,9 +88,11 @@ def lock(conn: Connection, device_id: uuid.UUID) -> bool:
     return conn.execute(statement).first() is not None
 
 
+_EXISTING = select(devices.c.id).where(devices.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def existing(conn: Connection, device_ids: set[uuid.UUID]) -> set[uuid.UUID]:
     """Which of these device ids exist."""
     if not device_ids:
         return set()
-    statement = select(devices.c.id).where(devices.c.id.in_(device_ids))
-    return set(conn.execute(statement).scalars())
+    return set(conn.execute(_EXISTING, {"ids": list(device_ids)}).scalars())

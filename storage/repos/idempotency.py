@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from storage.repos._dialect import insert_ignoring_conflicts
 from storage.schema import idempotency_records
 
+_record = idempotency_records.c
+# Built once: every POST /v1/messages runs these, and building a statement (and its
+# cache key) costs more than executing it.
+_LOOKUP = select(_record.response).where(
+    _record.device_id == bindparam("device_id"),
+    _record.idempotency_key == bindparam("key"),
+    _record.expires_at > bindparam("now"),
+)
+_DELETE_EXPIRED_KEY = delete(idempotency_records).where(
+    _record.device_id == bindparam("device_id"),
+    _record.idempotency_key == bindparam("key"),
+    _record.expires_at <= bindparam("now"),
+)
+
 
 def lookup(conn: Connection, device_id: uuid.UUID, key: uuid.UUID, *, now: int) -> bytes | None:
     """The stored response for this key, unless it has expired."""
-    statement = select(idempotency_records.c.response).where(
-        idempotency_records.c.device_id == device_id,
-        idempotency_records.c.idempotency_key == key,
-        idempotency_records.c.expires_at > now,
-    )
-    value = conn.execute(statement).scalar_one_or_none()
+    params = {"device_id": device_id, "key": key, "now": now}
+    value = conn.execute(_LOOKUP, params).scalar_one_or_none()
     return None if value is None else bytes(value)
 
 
@@ -36,13 +46,7 @@ def store(
     An expired record with the same key is replaced, so a key may be reused once its
     TTL has passed, even before the cleanup worker removes it.
     """
-    conn.execute(
-        delete(idempotency_records).where(
-            idempotency_records.c.device_id == device_id,
-            idempotency_records.c.idempotency_key == key,
-            idempotency_records.c.expires_at <= now,
-        )
-    )
+    conn.execute(_DELETE_EXPIRED_KEY, {"device_id": device_id, "key": key, "now": now})
     insert_ignoring_conflicts(
         conn,
         idempotency_records,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -43,6 +43,39 @@ class PendingMessage:
         return (self.created_at, self.id)
 
 
+# The hot statements are built once (building one and its cache key costs more than
+# executing it): the insert per dialect, the page queries with and without a cursor.
+_INSERTS: dict[str, Any] = {}
+_ORDER = (messages.c.created_at, messages.c.id)
+_PENDING = (
+    messages.c.device_id == bindparam("device_id"),
+    messages.c.expires_at > bindparam("now"),
+)
+_AFTER = tuple_(messages.c.created_at, messages.c.id) > tuple_(
+    bindparam("after_at", type_=messages.c.created_at.type),
+    bindparam("after_id", type_=messages.c.id.type),
+)
+_COLUMNS = (
+    messages.c.id,
+    messages.c.sender_id,
+    messages.c.sender_device_id,
+    messages.c.content,
+    messages.c.created_at,
+)
+
+
+def _page_query(columns: Sequence[Any], *, after: bool) -> Any:
+    where = (*_PENDING, _AFTER) if after else _PENDING
+    return select(*columns).where(*where).order_by(*_ORDER).limit(bindparam("limit"))
+
+
+_SIZES = {
+    after: _page_query((messages.c.id, func.length(messages.c.content)), after=after)
+    for after in (False, True)
+}
+_PAGES = {after: _page_query(_COLUMNS, after=after) for after in (False, True)}
+
+
 def insert_batch(
     conn: Connection,
     batch: Sequence[NewMessage],
@@ -71,12 +104,14 @@ def insert_batch(
         }
         for m in batch
     ]
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        module.insert(messages)
-        .on_conflict_do_nothing(index_elements=["sender_device_id", "submission_id"])
-        .returning(messages.c.device_id)
-    )
+    statement = _INSERTS.get(conn.dialect.name)
+    if statement is None:
+        module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = _INSERTS[conn.dialect.name] = (
+            module.insert(messages)
+            .on_conflict_do_nothing(index_elements=["sender_device_id", "submission_id"])
+            .returning(messages.c.device_id)
+        )
     return set(conn.execute(statement, rows).scalars())
 
 
@@ -103,43 +138,26 @@ def fetch_page(
     content bytes (always at least one): sizes are read first, so a page of large
     messages never loads more than it will send.
     """
-    pending = [messages.c.device_id == device_id, messages.c.expires_at > now]
+    params: dict[str, Any] = {"device_id": device_id, "now": now, "limit": limit}
     if after is not None:
-        # Typed binds: an untyped UUID would be bound as text, which SQLite sorts
-        # before every BLOB, silently breaking the comparison.
-        cursor = tuple_(*after, types=[messages.c.created_at.type, messages.c.id.type])
-        pending.append(tuple_(messages.c.created_at, messages.c.id) > cursor)
-    order = (messages.c.created_at, messages.c.id)
+        params["after_at"], params["after_id"] = after
+    statement = _PAGES[after is not None]
     truncated = False
     if max_bytes is not None:
-        sizes = [
-            (row[0], int(row[1]))
-            for row in conn.execute(
-                select(messages.c.id, func.length(messages.c.content))
-                .where(*pending)
-                .order_by(*order)
-                .limit(limit)
-            )
-        ]
+        sizes = [(row[0], int(row[1])) for row in conn.execute(_SIZES[after is not None], params)]
         chosen = _within(sizes, max_bytes)
         if len(chosen) < len(sizes):
             truncated = True
-            pending = [messages.c.device_id == device_id, messages.c.id.in_(chosen)]
-    statement = (
-        select(
-            messages.c.id,
-            messages.c.sender_id,
-            messages.c.sender_device_id,
-            messages.c.content,
-            messages.c.created_at,
-        )
-        .where(*pending)
-        .order_by(*order)
-        .limit(limit)
-    )
+            statement = (
+                select(*_COLUMNS)
+                .where(messages.c.device_id == device_id, messages.c.id.in_(chosen))
+                .order_by(*_ORDER)
+                .limit(limit)
+            )
+            params = {}
     found = [
         PendingMessage(row[0], row[1], row[2], bytes(row[3]), row[4])
-        for row in conn.execute(statement)
+        for row in conn.execute(statement, params)
     ]
     return Page(found, more=truncated or len(found) == limit)
 

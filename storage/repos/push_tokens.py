@@ -73,14 +73,16 @@ def of_devices(conn: Connection, device_ids: Sequence[uuid.UUID]) -> dict[uuid.U
     }
 
 
+_WITH_TOKENS = select(push_tokens.c.device_id).where(
+    push_tokens.c.device_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def devices_with_tokens(conn: Connection, device_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     """Those of ``device_ids`` that have a push token."""
     if not device_ids:
         return []
-    rows = conn.execute(
-        select(push_tokens.c.device_id).where(push_tokens.c.device_id.in_(device_ids))
-    )
-    return [row[0] for row in rows]
+    return [row[0] for row in conn.execute(_WITH_TOKENS, {"ids": list(device_ids)})]
 
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:

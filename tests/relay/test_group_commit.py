@@ -43,7 +43,7 @@ async def test_concurrent_units_share_batches_and_each_gets_its_result(db: Datab
         await trio.lowlevel.checkpoint()
 
         async def one(index: int) -> None:
-            results[index] = await writes.write(add_key(f"key{index:03d}"))  # type: ignore[arg-type]
+            results[index] = await writes.submit(add_key(f"key{index:03d}"))  # type: ignore[arg-type]
 
         async with trio.open_nursery() as callers:
             for index in range(40):
@@ -72,7 +72,7 @@ async def test_a_failing_unit_rolls_back_alone(db: Database) -> None:
 
         async def call(label: str, work: object) -> None:
             try:
-                outcomes[label] = await writes.write(work)  # type: ignore[arg-type]
+                outcomes[label] = await writes.submit(work)  # type: ignore[arg-type]
             except Exception as error:
                 outcomes[label] = error
 
@@ -95,11 +95,11 @@ async def test_a_failing_unit_rolls_back_alone(db: Database) -> None:
 
 async def test_without_a_running_writer_units_are_written_one_by_one(db: Database) -> None:
     writes = GroupCommit(db)
-    assert await writes.write(add_key("alone")) == "alone"  # type: ignore[arg-type]
+    assert await writes.submit(add_key("alone")) == "alone"  # type: ignore[arg-type]
     stopping = trio.Event()
     stopping.set()
     await writes.run(stopping)  # started and stopped: later writes still work
-    assert await writes.write(add_key("after")) == "after"  # type: ignore[arg-type]
+    assert await writes.submit(add_key("after")) == "after"  # type: ignore[arg-type]
     assert await names(db) == ["after", "alone"]
     with pytest.raises(UniqueViolation):
-        await writes.write(add_key("again", "after".ljust(64, "0")))  # type: ignore[arg-type]
+        await writes.submit(add_key("again", "after".ljust(64, "0")))  # type: ignore[arg-type]
