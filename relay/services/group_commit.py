@@ -3,9 +3,10 @@ thread hop, instead of one each.
 
 A thread hop costs more than the SQL of a small request here (measured with
 ``relay bench rest``: about 1 ms of CPU with the GIL handed back and forth), so units
-submitted at the same time share one: each runs inside a savepoint of the batch's
-transaction (a unit that fails rolls back alone and its caller gets the error), the batch
-commits once, and every caller is answered with its own result. One instance batches
+submitted at the same time share one transaction, committed once, and every caller is
+answered with its own result. When a unit fails, the batch rolls back and its units are
+run again one by one, so only the failing one fails (units are plain transactional work:
+running one again is safe). One instance batches
 writes (message sends), another reads (the gateway's page fetches). The batcher is a task
 in the root nursery; before it runs (or after it stopped) units run one by one.
 """
@@ -18,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import trio
-from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from storage.db import Database, translate_errors
+from storage.db import Database
 
 log = logging.getLogger("relay.storage")
 T = TypeVar("T")
@@ -99,25 +99,22 @@ class GroupCommit:
             except trio.WouldBlock:
                 break
 
-        def work(conn: Connection) -> None:
-            for unit in batch:
-                savepoint = conn.begin_nested()
-                try:
-                    unit.result = unit.work(conn)
-                except exc.SQLAlchemyError as error:
-                    savepoint.rollback()
-                    unit.error = translate_errors(error)
-                except Exception as error:  # the unit's own refusal, raised to its caller
-                    savepoint.rollback()
-                    unit.error = error
-                else:
-                    savepoint.commit()
+        def work(conn: Connection) -> list[Any]:
+            return [unit.work(conn) for unit in batch]
 
         try:
-            await self._transaction(work)
-        except Exception as error:
+            results = await self._transaction(work)
+        except Exception:
+            # Some unit failed and the whole batch rolled back: run each alone, so that
+            # only the failing one fails (rare, and cheaper than a savepoint per unit).
             for unit in batch:
-                unit.result, unit.error = None, error
+                try:
+                    unit.result = await self._transaction(unit.work)
+                except Exception as error:  # the unit's own error, raised to its caller
+                    unit.error = error
+        else:
+            for unit, result in zip(batch, results, strict=True):
+                unit.result = result
         self.batches += 1
         self.units += len(batch)
         for unit in batch:

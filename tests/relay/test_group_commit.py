@@ -1,5 +1,6 @@
-"""Group commit: concurrent write units share one transaction, each in a savepoint: a
-failing unit rolls back alone and its caller gets its error; nothing is lost at stop."""
+"""Group commit: concurrent write units share one transaction; when one fails, only it
+fails (the others are written after all) and its caller gets its error; nothing is lost
+at stop."""
 
 from __future__ import annotations
 
