@@ -10,10 +10,12 @@ messages/s counts delivered, acknowledged *and* deleted messages.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,43 @@ from bench import report
 from bench.http1 import Connection
 from bench.processes import cpu_seconds, relay_server
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
+from obscura_proto.obscura.v1 import Envelope
 from relay.client import connect_gateway
+from relay.gateway.session import envelope_bytes
+from storage.ids import now_us, uuid7
+from storage.repos.messages import PendingMessage
 
 RUN_TIMEOUT_SECS = 900
 _POST_BATCH = 100
+
+
+def envelope_encoding_us(count: int = 20000) -> dict[str, float]:
+    """µs per envelope of the delivery path's encoder and of betterproto2, on the same
+    256-byte envelopes (the bytes are identical; ``tests/`` cross-checks them)."""
+    sent_at = now_us()
+    pending = [
+        PendingMessage(uuid7(), uuid.uuid4(), uuid.uuid4(), os.urandom(256), sent_at)
+        for _ in range(count)
+    ]
+    started = time.perf_counter()
+    for message in pending:
+        envelope_bytes(message)
+    ours = (time.perf_counter() - started) / count * 1e6
+    typed = [
+        Envelope(
+            id=m.id.bytes,
+            sender_id=m.sender_id.bytes,
+            timestamp=m.created_at // 1000,
+            message=m.content,
+            sender_device_id=m.sender_device_id.bytes,
+        )
+        for m in pending[:2000]
+    ]
+    started = time.perf_counter()
+    for envelope in typed:
+        bytes(envelope)
+    reference = (time.perf_counter() - started) / len(typed) * 1e6
+    return {"envelope_encode_us": ours, "betterproto2_encode_us": reference}
 
 
 def stored_messages(database: Path) -> int:
@@ -101,6 +136,7 @@ async def run(args: argparse.Namespace, api: str, pid: int, database: Path) -> l
             for repetition in range(args.repetitions):
                 await fill(api, sender, devices, args.backlog)
                 sample = await drain(pid, database, devices, args.backlog * args.devices)
+                sample.update(envelope_encoding_us())
                 samples.append({"variant": "SQLite", "repetition": repetition, **sample})
                 step.advance(f"{sample['messages_per_s']:,.0f} msg/s")
         return samples
@@ -131,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "delivered_per_s",
         "envelopes_per_frame",
         "server_cpu_us_per_message",
+        "envelope_encode_us",
+        "betterproto2_encode_us",
     )
     results = {"SQLite": {m: report.summary([s[m] for s in samples]) for m in metrics}}
     report.write(

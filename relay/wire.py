@@ -83,18 +83,37 @@ def _bytes_field(key: bytes, value: bytes) -> bytes:
 
 def encode_envelope(envelope: EnvelopeRecord) -> bytes:
     """One ``Envelope`` message."""
-    timestamp = (
-        _ENVELOPE_TIMESTAMP + encode_varint(envelope.timestamp) if envelope.timestamp else b""
+    return encode_envelope_fields(
+        envelope.id,
+        envelope.sender_id,
+        envelope.timestamp,
+        envelope.message,
+        envelope.sender_device_id,
     )
-    return b"".join(
-        (
-            _bytes_field(_ENVELOPE_ID, envelope.id),
-            _bytes_field(_ENVELOPE_SENDER_ID, envelope.sender_id),
-            timestamp,
-            _bytes_field(_ENVELOPE_MESSAGE, envelope.message),
-            _bytes_field(_ENVELOPE_SENDER_DEVICE_ID, envelope.sender_device_id),
-        )
-    )
+
+
+def encode_envelope_fields(
+    message_id: bytes, sender_id: bytes, timestamp: int, message: bytes, sender_device_id: bytes
+) -> bytes:
+    """One ``Envelope`` from its fields (the delivery path: no record is built)."""
+    parts = [
+        _id_field(_ENVELOPE_ID, message_id),
+        _id_field(_ENVELOPE_SENDER_ID, sender_id),
+    ]
+    if timestamp:
+        parts.append(_ENVELOPE_TIMESTAMP + encode_varint(timestamp))
+    if message:
+        parts.append(_ENVELOPE_MESSAGE + encode_varint(len(message)))
+        parts.append(message)
+    parts.append(_id_field(_ENVELOPE_SENDER_DEVICE_ID, sender_device_id))
+    return b"".join(parts)
+
+
+def _id_field(key: bytes, value: bytes) -> bytes:
+    # Ids are 16 bytes: their length prefix is one constant byte.
+    if len(value) == 16:
+        return key + b"\x10" + value
+    return _bytes_field(key, value)
 
 
 def encode_envelope_batch_frame(encoded_envelopes: Iterable[bytes]) -> bytes:

@@ -90,14 +90,12 @@ class GatewayConfig:
 
 def envelope_bytes(message: PendingMessage) -> bytes:
     """A queued message as an encoded ``Envelope``."""
-    return wire.encode_envelope(
-        wire.EnvelopeRecord(
-            id=message.id.bytes,
-            sender_id=message.sender_id.bytes,
-            timestamp=message.created_at // 1000,
-            message=message.content,
-            sender_device_id=message.sender_device_id.bytes,
-        )
+    return wire.encode_envelope_fields(
+        message.id.bytes,
+        message.sender_id.bytes,
+        message.created_at // 1000,
+        message.content,
+        message.sender_device_id.bytes,
     )
 
 

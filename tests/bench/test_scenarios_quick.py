@@ -30,6 +30,7 @@ def test_relay_drain(tmp_path: Path) -> None:
     assert sample["messages"] == 2 * 60
     _positive(report["results"]["SQLite"]["messages_per_s"])
     assert sample["envelopes_per_frame"] >= 1
+    assert 0 < sample["envelope_encode_us"] < sample["betterproto2_encode_us"]
 
 
 def test_gateway_idle(tmp_path: Path) -> None:
