@@ -54,16 +54,10 @@ async def run(args: argparse.Namespace, info: dict[str, str], key: str) -> dict[
         max_connections=args.connections,
         ssl_context=context,
     )
-    pool = _LocalPool(
-        key=key,
-        key_id=info["key_id"],
-        team_id=info["team_id"],
-        topic=info["bundle_id"],
-        max_connections=args.connections,
-        ssl_context=context,
-    )
-    pool.host, pool.port = url.hostname or "localhost", url.port or 443
-    client.pool = pool
+    # The same pool, pointed at the emulator instead of Apple.
+    client.pool.__class__ = _LocalPool
+    assert isinstance(client.pool, _LocalPool)
+    client.pool.host, client.pool.port = url.hostname or "localhost", url.port or 443
     message = {
         "aps": {"alert": {"title": "New message", "body": "You have a new message from a friend"}},
         "conversation": "c0ffee",

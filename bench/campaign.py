@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 step.advance(f"{sample['pushes_per_s']:,.0f} pushes/s")
-    variant = samples[0]["variant"]
-    metrics = tuple(k for k in samples[0] if k not in ("variant", "repetition", "failure_reasons"))
-    results = {variant: {m: report.summary([s[m] for s in samples]) for m in metrics}}
+    results = report.by_variant(samples)
     report.write(
         args.output,
         "campaign",

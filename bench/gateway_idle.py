@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         with relay_server(settings) as server:
             samples = trio.run(run, args, server.api, server.pid)
-    metrics = tuple(key for key in samples[0] if key not in ("variant", "repetition"))
-    variant = samples[0]["variant"]
-    results = {variant: {m: report.summary([s[m] for s in samples]) for m in metrics}}
+    results = report.by_variant(samples)
     report.write(
         args.output,
         "gateway-idle",

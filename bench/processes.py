@@ -61,20 +61,25 @@ def environment(settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_relay(*args: str, settings: dict[str, str]) -> str:
-    """Run ``relay ARGS`` to completion; its standard output."""
+def run_module(module: str, *args: str, settings: dict[str, str], timeout: float = 300) -> str:
+    """Run ``python -m MODULE ARGS`` to completion; its standard output."""
     done = subprocess.run(
-        [sys.executable, "-m", "relay", *args],
+        [sys.executable, "-m", module, *args],
         env=environment(settings),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
         stdin=subprocess.DEVNULL,
     )
     if done.returncode != 0:
-        raise StartError(f"relay {' '.join(args)} failed: {done.stderr.strip()}")
+        raise StartError(f"{module} {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
     return done.stdout
+
+
+def run_relay(*args: str, settings: dict[str, str]) -> str:
+    """Run ``relay ARGS`` to completion; its standard output."""
+    return run_module("relay", *args, settings=settings)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import httpx
 import trio
 
 from bench import report
-from bench.processes import Emulator, emulator
+from bench.processes import Emulator, emulator, run_module
 from providers import apns
 from providers.apns import ApnsCredentials, ProviderTokenCache
 from providers.h2pool import PoolConfig, client_ssl_context, open_pool
@@ -142,33 +141,24 @@ async def run_httpx(url: str, ca: str, requests: list, concurrency: int) -> Samp
 
 def run_aioapns(emulator: Emulator, count: int, concurrency: int, connections: int) -> Sample:
     """``aioapns`` (asyncio) in a process of its own, measured there."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.aioapns_client",
-            "--url",
-            emulator.url,
-            "--ca",
-            emulator.ca_file,
-            "--state",
-            str(emulator.state),
-            "--count",
-            str(count),
-            "--concurrency",
-            str(concurrency),
-            "--connections",
-            str(connections),
-        ],
-        capture_output=True,
-        text=True,
+    output = run_module(
+        "bench.aioapns_client",
+        "--url",
+        emulator.url,
+        "--ca",
+        emulator.ca_file,
+        "--state",
+        str(emulator.state),
+        "--count",
+        str(count),
+        "--concurrency",
+        str(concurrency),
+        "--connections",
+        str(connections),
+        settings={},
         timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
     )
-    if done.returncode != 0:
-        raise SystemExit(f"aioapns baseline failed: {done.stderr.strip()[-2000:]}")
-    sample = json.loads(done.stdout.strip().splitlines()[-1])
+    sample = json.loads(output.strip().splitlines()[-1])
     return Sample("aioapns", sample["pushes"], sample["seconds"], sample["cpu_seconds"])
 
 

@@ -162,15 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"data_dir": data, "messaging_inbox_max_size": str(args.backlog + 1)}
         with relay_server(settings) as server:
             samples = trio.run(run, args, server.api, server.pid, Path(data) / "relay.db")
-    metrics = (
-        "messages_per_s",
-        "delivered_per_s",
-        "envelopes_per_frame",
-        "server_cpu_us_per_message",
-        "envelope_encode_us",
-        "betterproto2_encode_us",
-    )
-    results = {"SQLite": {m: report.summary([s[m] for s in samples]) for m in metrics}}
+    results = report.by_variant(samples)
     report.write(
         args.output,
         "relay-drain",

@@ -146,15 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("batches must be 1..100 submissions")
     with tempfile.TemporaryDirectory() as data, relay_server({"data_dir": data}) as server:
         samples = trio.run(run, args, server.api, server.pid)
-    variants = sorted({sample["variant"] for sample in samples}, key=lambda v: int(v.split()[0]))
-    metrics = ("messages_per_s", "latency_p50_ms", "latency_p99_ms", "server_cpu_us_per_message")
-    results = {
-        variant: {
-            metric: report.summary([s[metric] for s in samples if s["variant"] == variant])
-            for metric in metrics
-        }
-        for variant in variants
-    }
+    results = report.by_variant(
+        sorted(samples, key=lambda sample: int(sample["variant"].split()[0]))
+    )
     report.write(
         args.output,
         "relay-live",

@@ -40,6 +40,21 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def by_variant(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Summaries of every numeric metric of the samples, per ``variant`` (in the order
+    the variants first appear)."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for variant in dict.fromkeys(sample["variant"] for sample in samples):
+        runs = [sample for sample in samples if sample["variant"] == variant]
+        metrics = [
+            key
+            for key, value in runs[0].items()
+            if key != "repetition" and isinstance(value, int | float)
+        ]
+        results[variant] = {metric: summary([run[metric] for run in runs]) for metric in metrics}
+    return results
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)

@@ -124,13 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_server() as bare,
     ):
         samples = trio.run(run, args, (server.api, server.pid), bare)
-    results: dict[str, Any] = {}
-    for variant in ("POST /v1/messages", "bare Quart-Trio route"):
-        runs = [s for s in samples if s["variant"] == variant]
-        results[variant] = {
-            m: report.summary([s[m] for s in runs])
-            for m in ("requests_per_s", "server_cpu_us_per_request")
-        }
+    results: dict[str, Any] = report.by_variant(samples)
     by_repetition: dict[int, dict[str, float]] = {}
     for sample in samples:
         by_repetition.setdefault(sample["repetition"], {})[sample["variant"]] = sample[
