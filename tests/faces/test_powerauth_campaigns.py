@@ -207,6 +207,13 @@ async def test_live_campaign_sends_each_device_once_across_platforms(
     )
     tokens = [item.token for item in emulators.fcm.received]
     assert len(set(tokens)) == len(tokens)
+
+    async def recorded() -> bool:
+        # Outcomes are recorded in batches just after the providers answered.
+        _, detail = await call(pa, f"/push/campaign/{ident}/detail", method="GET")
+        return bool(detail["responseObject"]["progress"]["pending"] == 0)
+
+    await until(recorded, seconds=30)
     _, detail = await call(pa, f"/push/campaign/{ident}/detail", method="GET")
     progress = detail["responseObject"]["progress"]
     assert progress == {"state": "sent", "devices": 3000, "sent": 3000, "failed": 0, "pending": 0}
