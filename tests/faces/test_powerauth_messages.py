@@ -294,11 +294,20 @@ async def test_synchronous_batch_counts_all_messages(
 async def test_batch_rejects_bad_requests(
     pa: httpx.AsyncClient, app: str, emulators: Emulators, request_object: Any, text: str
 ) -> None:
+    await rejected(pa, emulators, "/push/message/batch/send", request_object, text)
+
+
+async def rejected(
+    pa: httpx.AsyncClient, emulators: Emulators, path: str, request_object: Any, text: str
+) -> None:
+    """The request is refused with ``text`` and nothing reaches any provider."""
     await three_devices(pa)
-    status, body = await call(pa, "/push/message/batch/send", request_object)
+    status, body = await call(pa, path, request_object)
     assert status == 400
     assert error_of(body) == ("ERROR_GENERIC", text)
     assert emulators.apns.received == []
+    assert emulators.fcm.received == []
+    assert emulators.hms.received == []
 
 
 @pytest.mark.parametrize(
@@ -330,12 +339,7 @@ async def test_batch_rejects_bad_requests(
 async def test_send_rejects_bad_requests(
     pa: httpx.AsyncClient, app: str, emulators: Emulators, request_object: Any, text: str
 ) -> None:
-    await three_devices(pa)
-    status, body = await call(pa, "/push/message/send", request_object)
-    assert status == 400
-    assert error_of(body) == ("ERROR_GENERIC", text)
-    assert emulators.apns.received == []
-    assert emulators.fcm.received == []
+    await rejected(pa, emulators, "/push/message/send", request_object, text)
 
 
 async def test_a_device_with_a_push_key_gets_the_message_encrypted(
