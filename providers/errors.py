@@ -6,6 +6,7 @@
     ├── TransportError            the request may not have reached the provider: retry
     │   ├── ConnectFailed         TCP, TLS or ALPN negotiation failed (or timed out)
     │   ├── ConnectionLost        the connection closed with the request in flight
+    │   │   └── PeerProtocolError the peer broke HTTP/2, so we closed the connection
     │   ├── NotProcessed          the peer refused the stream or sent GOAWAY below it:
     │   │                         it certainly did not act on it
     │   └── ResponseTimeout       no complete response within the response timeout
@@ -30,6 +31,10 @@ class ConnectFailed(TransportError):
 
 class ConnectionLost(TransportError):
     """The connection ended while the request was in flight."""
+
+
+class PeerProtocolError(ConnectionLost):
+    """The peer sent something HTTP/2 forbids; GOAWAY was sent and the connection closed."""
 
 
 class NotProcessed(TransportError):

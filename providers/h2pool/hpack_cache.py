@@ -9,15 +9,15 @@ one indexed byte; everything else is a literal "without indexing" (``authorizati
 "never indexed", RFC 7541 §6.2.3), Huffman-coded when that is shorter.
 
 Nothing it sends refers to the dynamic table, so the peer's decoder state stays valid
-whatever else is sent. When the peer changes ``SETTINGS_HEADER_TABLE_SIZE``, the next
-block goes through the ordinary encoder, which emits the required size update.
+whatever else is sent. The protocol (:mod:`providers.h2pool.protocol`) starts the first
+block, and the first after each ``SETTINGS_HEADER_TABLE_SIZE`` from the peer, with a
+table size update to 0, which every limit the peer can set allows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hpack import Encoder
 from hpack.hpack import encode_integer
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
@@ -29,7 +29,6 @@ for _index, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, 1):
     _STATIC_NAMES.setdefault(_name, _index)
 _NEVER_INDEXED = {b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"}
 _CACHE_LIMIT = 4096
-_UNCACHED = {b":path"}  # unique per device token: neither cached nor Huffman-coded
 
 
 def _string(data: bytes, huffman: HuffmanEncoder | None) -> bytes:
@@ -58,41 +57,28 @@ def encode_field(name: bytes, value: bytes, huffman: HuffmanEncoder | None) -> b
     return bytes(prefix) + encoded_name + _string(value, huffman)
 
 
-class CachingEncoder:
-    """A drop-in for h2's ``Encoder`` (``encode``, ``header_table_size``)."""
+class HeaderBlockEncoder:
+    """Header blocks from cached field encodings (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._ordinary = Encoder()
         self._huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
         self._fields: dict[tuple[bytes, bytes], bytes] = {}
-        self._size_changed = False
 
-    @property
-    def header_table_size(self) -> int:
-        """The peer's dynamic table size limit."""
-        return self._ordinary.header_table_size
-
-    @header_table_size.setter
-    def header_table_size(self, value: int) -> None:
-        self._ordinary.header_table_size = value
-        self._size_changed = True
-
-    def encode(self, headers: Iterable[tuple[bytes, bytes]], huffman: bool = True) -> bytes:
+    def encode(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The header block of ``headers``."""
-        if self._size_changed:
-            self._size_changed = False
-            return self._ordinary.encode(headers, huffman)
         fields = self._fields
         parts = []
         for name, value in headers:
             block = fields.get((name, value))
             if block is None:
-                if name in _UNCACHED:
-                    # Used once: Huffman coding (pure Python) would cost more than it saves.
-                    block = encode_field(name, value, None)
-                else:
-                    block = encode_field(name, value, self._huffman)
-                    if len(fields) < _CACHE_LIMIT:
-                        fields[(name, value)] = block
+                block = encode_field(name, value, self._huffman)
+                if len(fields) < _CACHE_LIMIT:
+                    fields[(name, value)] = block
             parts.append(block)
         return b"".join(parts)
+
+    @staticmethod
+    def path(path: bytes) -> bytes:
+        """The ``:path`` field: unique per device token, so neither cached nor Huffman-coded
+        (pure-Python Huffman coding would cost more than it saves)."""
+        return encode_field(b":path", path, None)

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import trio
 
 from providers.errors import ConnectFailed, ConnectionLost, NotProcessed
-from providers.h2pool.connection import ClientConnection, Header, Response
+from providers.h2pool.connection import ClientConnection, Response
+from providers.h2pool.protocol import Header
 
 log = logging.getLogger("providers.h2pool")
 
