@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--no-record", action="store_true", help="keep no record of accepted notifications"
     )
+    emulator.add_argument(
+        "--no-header-checks",
+        action="store_true",
+        help="skip h2's per-request header checks (benchmarks)",
+    )
     return parser
 
 
@@ -204,6 +209,7 @@ def _emulator(args: dict[str, Any]) -> int:
                     port=args["port"],
                     max_streams=args["max_streams"],
                     record=not args["no_record"],
+                    check_headers=not args["no_header_checks"],
                 )
             )
             print(

@@ -125,14 +125,19 @@ async def serve_emulator(
     port: int,
     max_streams: int = 1000,
     record: bool = True,
+    check_headers: bool = True,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve one emulator over TLS until cancelled (``record=False`` keeps no record of
-    what it accepts, for long benchmark runs)."""
+    what it accepts and ``check_headers=False`` skips h2's header checks, for benchmarks)."""
     emulator = build(kind, state, host=host, port=port)
+    if not check_headers:
+        server.remember_huffman_decoding()
     emulator.record = record
     options = server.ServerOptions(
-        max_concurrent_streams=max_streams, drop_streams_on_reject=kind == "apns"
+        max_concurrent_streams=max_streams,
+        drop_streams_on_reject=kind == "apns",
+        check_headers=check_headers,
     )
     context = server_ssl_context(certificate(state))
     async with trio.open_nursery() as nursery:

@@ -1,8 +1,11 @@
 """One client HTTP/2 connection on a trio stream, driven by :class:`ClientProtocol`.
 
-Many tasks issue requests concurrently; one reader task (:meth:`ClientConnection.serve`)
-feeds received bytes to the protocol and completes their exchanges. Writes coalesce
-through one flushing task, so frames leave in the order the protocol produced them.
+Many tasks issue requests concurrently. :meth:`ClientConnection.serve` runs the tasks
+that own the connection: a reader feeding received bytes to the protocol and waking the
+callers whose responses completed, a writer sending whatever the protocol has queued (so
+the requests started in one scheduling round leave in one TLS write, not one each), a
+timer failing requests whose response is overdue, and an idle pinger. A waiting caller
+costs no cancel scope and no event: it parks itself and is rescheduled directly.
 
 Stream accounting is ours: :attr:`ClientConnection.available` is the peer's current
 ``SETTINGS_MAX_CONCURRENT_STREAMS`` (which APNs lowers to 1 after a rejection), capped by
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -53,14 +57,15 @@ class Response:
 
 
 class _Exchange:
-    __slots__ = ("body", "done", "error", "headers", "status")
+    __slots__ = ("body", "deadline", "error", "headers", "status", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self.status = 0
         self.headers: Sequence[Header] = ()
         self.body: list[bytes] = []
-        self.done = trio.Event()
+        self.deadline = deadline
         self.error: Exception | None = None
+        self.task: trio.lowlevel.Task | None = None  # the caller, while it waits
 
 
 class ClientConnection:
@@ -86,6 +91,8 @@ class ClientConnection:
         self._reserved = 0
         self._closed = False
         self._pong = trio.Event()
+        self._write = trio.Event()
+        self._timer = trio.CancelScope()
         self._last_received = trio.current_time()
         self.requests = 0
 
@@ -122,6 +129,8 @@ class ClientConnection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ping_when_idle, idle_ping_interval, ping_timeout)
+                nursery.start_soon(self._write_when_queued, nursery.cancel_scope)
+                nursery.start_soon(self._expire_overdue)
                 await self._read_until_closed()
                 nursery.cancel_scope.cancel()
         finally:
@@ -167,18 +176,25 @@ class ClientConnection:
             raise NotProcessed("connection closed before the request")
         stream_id = self._protocol.send_request(path, headers, body)
         self.requests += 1
-        exchange = _Exchange()
+        deadline = trio.current_time() + response_timeout
+        exchange = _Exchange(deadline)
         self._exchanges[stream_id] = exchange
+        if deadline < self._timer.deadline:
+            self._timer.deadline = deadline
+        self._wake_writer()
+        exchange.task = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            exchange.task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
         try:
-            await self._flush()
-            with trio.move_on_after(response_timeout):
-                await exchange.done.wait()
-            if not exchange.done.is_set():
-                raise ResponseTimeout(f"no response within {response_timeout} s")
+            await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
             if self._exchanges.pop(stream_id, None) is not None and not self._closed:
-                # Abandoned (timeout or cancellation): tell the peer; the next flush sends it.
+                # Cancelled while waiting: tell the peer; the writer sends it.
                 self._protocol.reset_stream(stream_id, ErrorCode.CANCEL)
+                self._wake_writer()
         if exchange.error is not None:
             raise exchange.error
         return Response(exchange.status, exchange.headers, b"".join(exchange.body))
@@ -186,14 +202,54 @@ class ClientConnection:
     def _finish(self, stream_id: int) -> None:
         exchange = self._exchanges.pop(stream_id, None)
         if exchange is not None:
-            exchange.done.set()
+            self._wake(exchange)
+
+    @staticmethod
+    def _wake(exchange: _Exchange) -> None:
+        if exchange.task is not None:
+            trio.lowlevel.reschedule(exchange.task)
+            exchange.task = None
 
     def _fail_all(self, error: Exception) -> None:
         for exchange in self._exchanges.values():
             if exchange.error is None:
                 exchange.error = error
-            exchange.done.set()
+            self._wake(exchange)
         self._exchanges.clear()
+
+    def _wake_writer(self) -> None:
+        if not self._write.is_set():
+            self._write.set()
+
+    async def _write_when_queued(self, scope: trio.CancelScope) -> None:
+        while True:
+            await self._write.wait()
+            self._write = trio.Event()
+            try:
+                await self._flush()
+            except ConnectionLost as error:
+                self._fail_all(error)
+                scope.cancel()
+                return
+
+    async def _expire_overdue(self) -> None:
+        # One timer for every exchange: it sleeps until the earliest deadline (a new
+        # request only ever moves that deadline earlier), then fails what is overdue.
+        while True:
+            with self._timer:
+                await trio.sleep_forever()
+            now = trio.current_time()
+            earliest = math.inf
+            for stream_id, exchange in list(self._exchanges.items()):
+                if exchange.deadline <= now:
+                    del self._exchanges[stream_id]
+                    exchange.error = ResponseTimeout("no complete response in time")
+                    self._protocol.reset_stream(stream_id, ErrorCode.CANCEL)
+                    self._wake(exchange)
+                elif exchange.deadline < earliest:
+                    earliest = exchange.deadline
+            self._wake_writer()
+            self._timer = trio.CancelScope(deadline=earliest)
 
     async def _flush(self) -> None:
         # Writes coalesce: while one task is sending, others only add to the protocol's
@@ -220,7 +276,8 @@ class ClientConnection:
         self._last_received = trio.current_time()
         for event in self._protocol.receive_data(data):
             self._handle(event)
-        await self._flush()
+        if self._protocol.has_output:
+            self._wake_writer()
 
     def _handle(self, event: protocol.Event) -> None:
         if type(event) is protocol.ResponseReceived:

@@ -208,6 +208,11 @@ class ClientProtocol:
         """False once the peer sent GOAWAY or every stream id has been used."""
         return not self.goaway_received and self._next_stream_id <= _MAX_STREAM_ID
 
+    @property
+    def has_output(self) -> bool:
+        """True when frames are queued for the peer."""
+        return bool(self._out)
+
     def initiate(self) -> None:
         """Queue the connection preface, our SETTINGS and the connection window."""
         settings = _SETTING.pack(_ENABLE_PUSH, 0) + _SETTING.pack(
