@@ -9,6 +9,11 @@ run again one by one, so only the failing one fails (units are plain transaction
 running one again is safe). One instance batches
 writes (message sends), another reads (the gateway's page fetches). The batcher is a task
 in the root nursery; before it runs (or after it stopped) units run one by one.
+
+A unit may also be an *item* of a batch function (:meth:`GroupCommit.submit_item`): the
+items of one function that share a transaction go to one call of it, which can then do
+the SQL of all of them in a few statements (``IN (...)`` lookups, one multi-row insert)
+instead of a few statements each.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -25,14 +31,40 @@ from storage.db import Database
 
 log = logging.getLogger("relay.storage")
 T = TypeVar("T")
+Item = TypeVar("Item")
+BatchWork = Callable[[Connection, list[Item]], list[T]]
 
 
 @dataclass
 class _Unit(Generic[T]):
-    work: Callable[[Connection], T]
+    work: Callable[[Connection], T] | None
+    batch: BatchWork[Any, T] | None = None
+    item: Any = None
     done: trio.Event = field(default_factory=trio.Event)
     result: Any = None
     error: BaseException | None = None
+
+    def alone(self, conn: Connection) -> T:
+        """This unit's work on its own."""
+        if self.batch is not None:
+            return self.batch(conn, [self.item])[0]
+        assert self.work is not None
+        return self.work(conn)
+
+
+def _run_units(conn: Connection, units: list[_Unit[Any]]) -> list[Any]:
+    results: list[Any] = [None] * len(units)
+    batches: dict[BatchWork[Any, Any], list[int]] = {}
+    for index, unit in enumerate(units):
+        if unit.batch is None:
+            results[index] = unit.alone(conn)
+        else:
+            batches.setdefault(unit.batch, []).append(index)
+    for batch, indexes in batches.items():
+        outcomes = batch(conn, [units[index].item for index in indexes])
+        for index, outcome in zip(indexes, outcomes, strict=True):
+            results[index] = outcome
+    return results
 
 
 class GroupCommit:
@@ -51,13 +83,22 @@ class GroupCommit:
 
     async def submit(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a shared transaction; its result, or the error it raised."""
+        return await self._submit(_Unit(work))
+
+    async def submit_item(self, batch: BatchWork[Item, T], item: Item) -> T:
+        """Have ``batch`` handle ``item`` in a shared transaction, together with the other
+        items given to it meanwhile; the result it returned for ``item``. ``batch`` returns
+        one result per item, in order; an error it raises fails the items it was given
+        (then each is tried alone, as for :meth:`submit`)."""
+        return await self._submit(_Unit(None, batch, item))
+
+    async def _submit(self, unit: _Unit[T]) -> T:
         if not self._running:
-            return await self._transaction(work)
-        unit: _Unit[T] = _Unit(work)
+            return await self._transaction(unit.alone)
         try:
             await self._send.send(unit)  # waits when the writer is this far behind
         except trio.BrokenResourceError:
-            return await self._transaction(work)  # the batcher has stopped
+            return await self._transaction(unit.alone)  # the batcher has stopped
         await unit.done.wait()
         if unit.error is not None:
             raise unit.error
@@ -99,17 +140,14 @@ class GroupCommit:
             except trio.WouldBlock:
                 break
 
-        def work(conn: Connection) -> list[Any]:
-            return [unit.work(conn) for unit in batch]
-
         try:
-            results = await self._transaction(work)
+            results = await self._transaction(partial(_run_units, units=batch))
         except Exception:
             # Some unit failed and the whole batch rolled back: run each alone, so that
             # only the failing one fails (rare, and cheaper than a savepoint per unit).
             for unit in batch:
                 try:
-                    unit.result = await self._transaction(unit.work)
+                    unit.result = await self._transaction(unit.alone)
                 except Exception as error:  # the unit's own error, raised to its caller
                     unit.error = error
         else:

@@ -42,6 +42,17 @@ class _Failure:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One POST /v1/messages, checked and ready to queue."""
+
+    sender_id: uuid.UUID
+    sender_device: uuid.UUID
+    key: uuid.UUID
+    candidates: list[tuple[wire.Submission, uuid.UUID]]
+    failures: list[_Failure]
+
+
 def _structural_failure(submission: wire.Submission) -> _Failure | None:
     """The first structural rule a submission breaks, in the contract's order."""
     if len(submission.submission_id) != UUID_BYTES:
@@ -130,60 +141,94 @@ class MessagingService:
             else:
                 failures.append(failure)
 
-        def work(conn: Connection) -> tuple[bytes, set[uuid.UUID]]:
-            now = now_us()
-            cached = idempotency.lookup(conn, sender_device, key, now=now)
-            if cached is not None:
-                return cached, set()
-            targets = {device for _, device in candidates}
-            known = devices.existing(conn, targets | {sender_device})
-            if sender_device not in known:
-                raise AuthenticationFailed()  # the token's device has been deleted
-            queued = []
-            missing = []
-            for submission, device in candidates:
+        job = _Send(principal.user_id, sender_device, key, candidates, failures)
+        outcome = await self._writes.submit_item(self._queue_sends, job)
+        if outcome is None:
+            raise AuthenticationFailed()  # the token's device has been deleted
+        response, woken = outcome
+        if woken:
+            await self._hub.messages_queued(woken)
+        return response
+
+    def _queue_sends(
+        self, conn: Connection, jobs: list[_Send]
+    ) -> list[tuple[bytes, set[uuid.UUID]] | None]:
+        """The sends of concurrent requests in a few statements for all of them: one
+        lookup of their idempotency keys, one of their devices, one insert of their
+        messages, one wake-up scheduling and one store of their responses.
+
+        Per send: its response and the devices it queued for, the stored response of a
+        replay (also of a key seen earlier in the same batch), or None when the sending
+        device no longer exists.
+        """
+        now = now_us()
+        stored = idempotency.lookup_many(
+            conn, [(job.sender_device, job.key) for job in jobs], now=now
+        )
+        known = devices.existing(
+            conn,
+            {device for job in jobs for _, device in job.candidates}
+            | {job.sender_device for job in jobs},
+        )
+        outcomes: list[tuple[bytes, set[uuid.UUID]] | None] = []
+        rows: list[tuple[uuid.UUID, uuid.UUID, NewMessage]] = []
+        targets: list[set[uuid.UUID]] = []
+        new_records: list[tuple[uuid.UUID, uuid.UUID, bytes]] = []
+        for job in jobs:
+            replay = stored.get((job.sender_device, job.key))
+            if replay is not None:
+                outcomes.append((replay, set()))
+                targets.append(set())
+                continue
+            if job.sender_device not in known:
+                outcomes.append(None)
+                targets.append(set())
+                continue
+            missing: list[_Failure] = []
+            queued_for: set[uuid.UUID] = set()
+            for submission, device in job.candidates:
                 if device in known:
-                    queued.append(
-                        NewMessage(
-                            uuid7(),
-                            device,
-                            uuid.UUID(bytes=submission.submission_id),
-                            submission.message,
+                    rows.append(
+                        (
+                            job.sender_id,
+                            job.sender_device,
+                            NewMessage(
+                                uuid7(),
+                                device,
+                                uuid.UUID(bytes=submission.submission_id),
+                                submission.message,
+                            ),
                         )
                     )
+                    queued_for.add(device)
                 else:
                     missing.append(
                         _Failure(
                             submission.submission_id, ErrorCode.INVALID_DEVICE, "Device not found"
                         )
                     )
-            woken = messages.insert_batch(
-                conn,
-                queued,
-                sender_id=principal.user_id,
-                sender_device_id=sender_device,
-                created_at=now,
-                expires_at=now + self._ttl_us,
+            failed = job.failures + missing
+            response = (
+                bytes(SendMessageResponse(failed_submissions=[f.proto() for f in failed]))
+                if failed
+                else b""  # an empty SendMessageResponse
             )
-            if woken and self._wakeups is not None:
-                self._wakeups.schedule(conn, woken, now=now)
-            response = bytes(
-                SendMessageResponse(failed_submissions=[f.proto() for f in failures + missing])
-            )
-            idempotency.store(
-                conn,
-                sender_device,
-                key,
-                response,
-                now=now,
-                expires_at=now + self._idempotency_ttl_us,
-            )
-            return response, woken
-
-        response, woken = await self._writes.submit(work)
-        if woken:
-            await self._hub.messages_queued(woken)
-        return response
+            stored[(job.sender_device, job.key)] = response  # a replay later in this batch
+            new_records.append((job.sender_device, job.key, response))
+            outcomes.append((response, set()))
+            targets.append(queued_for)
+        woken = messages.insert_from_senders(
+            conn, rows, created_at=now, expires_at=now + self._ttl_us
+        )
+        if woken and self._wakeups is not None:
+            self._wakeups.schedule(conn, woken, now=now)
+        idempotency.store_many(
+            conn, new_records, now=now, expires_at=now + self._idempotency_ttl_us
+        )
+        return [
+            None if outcome is None else (outcome[0], job_targets & woken)
+            for outcome, job_targets in zip(outcomes, targets, strict=True)
+        ]
 
     async def clean_up(self, *, inbox_max_size: int, batch_size: int) -> tuple[int, int]:
         """Delete expired messages and idempotency records, then cap every device's inbox

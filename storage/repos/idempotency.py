@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
 from storage.repos._dialect import insert_ignoring_conflicts
@@ -13,23 +14,28 @@ from storage.schema import idempotency_records
 _record = idempotency_records.c
 # Built once: every POST /v1/messages runs these, and building a statement (and its
 # cache key) costs more than executing it.
-_LOOKUP = select(_record.response).where(
-    _record.device_id == bindparam("device_id"),
-    _record.idempotency_key == bindparam("key"),
-    _record.expires_at > bindparam("now"),
+_KEYS = tuple_(_record.device_id, _record.idempotency_key).in_(bindparam("keys", expanding=True))
+_LOOKUP = select(_record.device_id, _record.idempotency_key, _record.response).where(
+    _KEYS, _record.expires_at > bindparam("now")
 )
-_DELETE_EXPIRED_KEY = delete(idempotency_records).where(
-    _record.device_id == bindparam("device_id"),
-    _record.idempotency_key == bindparam("key"),
-    _record.expires_at <= bindparam("now"),
+_DELETE_EXPIRED_KEYS = delete(idempotency_records).where(
+    _KEYS, _record.expires_at <= bindparam("now")
 )
 
 
 def lookup(conn: Connection, device_id: uuid.UUID, key: uuid.UUID, *, now: int) -> bytes | None:
     """The stored response for this key, unless it has expired."""
-    params = {"device_id": device_id, "key": key, "now": now}
-    value = conn.execute(_LOOKUP, params).scalar_one_or_none()
-    return None if value is None else bytes(value)
+    return lookup_many(conn, [(device_id, key)], now=now).get((device_id, key))
+
+
+def lookup_many(
+    conn: Connection, keys: Sequence[tuple[uuid.UUID, uuid.UUID]], *, now: int
+) -> dict[tuple[uuid.UUID, uuid.UUID], bytes]:
+    """The unexpired stored responses of these (device, key) pairs, in one query."""
+    if not keys:
+        return {}
+    rows = conn.execute(_LOOKUP, {"keys": list(keys), "now": now})
+    return {(row[0], row[1]): bytes(row[2]) for row in rows}
 
 
 def store(
@@ -46,7 +52,21 @@ def store(
     An expired record with the same key is replaced, so a key may be reused once its
     TTL has passed, even before the cleanup worker removes it.
     """
-    conn.execute(_DELETE_EXPIRED_KEY, {"device_id": device_id, "key": key, "now": now})
+    store_many(conn, [(device_id, key, response)], now=now, expires_at=expires_at)
+
+
+def store_many(
+    conn: Connection,
+    records: Sequence[tuple[uuid.UUID, uuid.UUID, bytes]],
+    *,
+    now: int,
+    expires_at: int,
+) -> None:
+    """:func:`store` for many (device, key, response) records: two statements in all."""
+    if not records:
+        return
+    keys = [(device_id, key) for device_id, key, _ in records]
+    conn.execute(_DELETE_EXPIRED_KEYS, {"keys": keys, "now": now})
     insert_ignoring_conflicts(
         conn,
         idempotency_records,
@@ -57,6 +77,7 @@ def store(
                 "response": response,
                 "expires_at": expires_at,
             }
+            for device_id, key, response in records
         ],
     )
 

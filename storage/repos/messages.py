@@ -85,10 +85,26 @@ def insert_batch(
     created_at: int,
     expires_at: int,
 ) -> set[uuid.UUID]:
-    """Queue messages in one statement; returns the devices that got at least one.
+    """Queue one sender device's messages in one statement; returns the devices that got
+    at least one. A message whose (sender device, submission id) is already queued is
+    skipped."""
+    return insert_from_senders(
+        conn,
+        [(sender_id, sender_device_id, message) for message in batch],
+        created_at=created_at,
+        expires_at=expires_at,
+    )
 
-    A message whose (sender device, submission id) is already queued is skipped.
-    """
+
+def insert_from_senders(
+    conn: Connection,
+    batch: Sequence[tuple[uuid.UUID, uuid.UUID, NewMessage]],
+    *,
+    created_at: int,
+    expires_at: int,
+) -> set[uuid.UUID]:
+    """:func:`insert_batch` for the messages of many senders: (user id, device id,
+    message) each, still one statement."""
     if not batch:
         return set()
     rows: list[dict[str, Any]] = [
@@ -102,7 +118,7 @@ def insert_batch(
             "created_at": created_at,
             "expires_at": expires_at,
         }
-        for m in batch
+        for sender_id, sender_device_id, m in batch
     ]
     statement = _INSERTS.get(conn.dialect.name)
     if statement is None:

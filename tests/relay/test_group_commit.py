@@ -104,3 +104,46 @@ async def test_without_a_running_writer_units_are_written_one_by_one(db: Databas
     assert await names(db) == ["after", "alone"]
     with pytest.raises(UniqueViolation):
         await writes.submit(add_key("again", "after".ljust(64, "0")))  # type: ignore[arg-type]
+
+
+calls: list[list[str]] = []
+
+
+def add_keys(conn: Connection, items: list[str]) -> list[str]:
+    """A batch function: every item in one multi-row insert; refuses the item "bad"."""
+    calls.append(list(items))
+    conn.execute(
+        insert(api_keys),
+        [{"key_hash": name.ljust(64, "0"), "name": name, "created_at": 0} for name in items],
+    )
+    if "bad" in items:
+        raise InvalidInput("bad item")
+    return [name.upper() for name in items]
+
+
+async def test_items_of_one_batch_function_go_to_one_call(db: Database) -> None:
+    calls.clear()
+    writes = GroupCommit(db, max_batch=64)
+    stopping = trio.Event()
+    results: dict[str, object] = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writes.run, stopping)
+        await trio.lowlevel.checkpoint()
+
+        async def one(name: str) -> None:
+            try:
+                results[name] = await writes.submit_item(add_keys, name)
+            except InvalidInput as error:
+                results[name] = error
+
+        async with trio.open_nursery() as callers:
+            for index in range(30):
+                callers.start_soon(one, f"item{index:02d}")
+            callers.start_soon(one, "bad")
+        stopping.set()
+    # Together at first; the batch with "bad" failed, so its items were tried alone.
+    assert any(len(call) > 1 for call in calls)
+    assert ["bad"] in calls
+    assert isinstance(results.pop("bad"), InvalidInput)
+    assert results == {f"item{index:02d}": f"ITEM{index:02d}" for index in range(30)}
+    assert await names(db) == [f"item{index:02d}" for index in range(30)]

@@ -271,3 +271,33 @@ async def test_messages_to_a_deleted_device_fail(http: httpx.AsyncClient) -> Non
     await recipient.client.delete_device(recipient.id)
     failed = await sender.client.send_messages([Outgoing(recipient.id, b"x")])
     assert [f.error_code for f in failed] == [Code.INVALID_DEVICE]
+
+
+async def test_concurrent_sends_share_a_batch_without_mixing_up_outcomes(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    # Sent together, these land in shared write batches: a key repeated within one batch
+    # is still a replay, and a deleted sender fails only its own request.
+    senders = [await new_device(http) for _ in range(6)]
+    recipient, gone = await new_device(http), await new_device(http)
+    await gone.client.delete_device(gone.id)
+    key = str(uuid.uuid4())
+    statuses: dict[str, list[int]] = {"repeated": [], "own": [], "gone": []}
+    repeated_bodies: list[bytes] = []
+
+    async def send(kind: str, sender: Device, key: str) -> None:
+        body = _request((uuid.uuid4().bytes, recipient.id.bytes, kind.encode()))
+        response = await post(http, sender, body, key)
+        statuses[kind].append(response.status_code)
+        if kind == "repeated":
+            repeated_bodies.append(response.content)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(send, "repeated", senders[0], key)
+        for sender in senders[1:]:
+            nursery.start_soon(send, "own", sender, str(uuid.uuid4()))
+        nursery.start_soon(send, "gone", gone, str(uuid.uuid4()))
+    assert statuses == {"repeated": [200] * 5, "own": [200] * 5, "gone": [401]}
+    assert set(repeated_bodies) == {b""}
+    assert await pending(db, recipient) == 1 + 5
