@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, select, tuple_
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from storage.repos._dialect import insert_ignoring_conflicts
@@ -14,13 +14,27 @@ from storage.schema import idempotency_records
 _record = idempotency_records.c
 # Built once: every POST /v1/messages runs these, and building a statement (and its
 # cache key) costs more than executing it.
-_KEYS = tuple_(_record.device_id, _record.idempotency_key).in_(bindparam("keys", expanding=True))
+# Two IN lists rather than a row-value IN: SQLite answers ``(a, b) IN (...)`` with a full
+# scan, two lists with the primary key. They also match pairs nobody asked for (one
+# device's key with another's), which lookups filter out; among expired records, deleting
+# those is only the cleanup worker's job done early.
+_KEYS = (
+    _record.device_id.in_(bindparam("devices", expanding=True)),
+    _record.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
 _LOOKUP = select(_record.device_id, _record.idempotency_key, _record.response).where(
-    _KEYS, _record.expires_at > bindparam("now")
+    *_KEYS, _record.expires_at > bindparam("now")
 )
 _DELETE_EXPIRED_KEYS = delete(idempotency_records).where(
-    _KEYS, _record.expires_at <= bindparam("now")
+    *_KEYS, _record.expires_at <= bindparam("now")
 )
+
+
+def _key_lists(keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> dict[str, list[uuid.UUID]]:
+    return {
+        "devices": list({device_id for device_id, _ in keys}),
+        "keys": list({key for _, key in keys}),
+    }
 
 
 def lookup(conn: Connection, device_id: uuid.UUID, key: uuid.UUID, *, now: int) -> bytes | None:
@@ -34,8 +48,9 @@ def lookup_many(
     """The unexpired stored responses of these (device, key) pairs, in one query."""
     if not keys:
         return {}
-    rows = conn.execute(_LOOKUP, {"keys": list(keys), "now": now})
-    return {(row[0], row[1]): bytes(row[2]) for row in rows}
+    wanted = set(keys)
+    rows = conn.execute(_LOOKUP, {**_key_lists(keys), "now": now})
+    return {(row[0], row[1]): bytes(row[2]) for row in rows if (row[0], row[1]) in wanted}
 
 
 def store(
@@ -66,7 +81,7 @@ def store_many(
     if not records:
         return
     keys = [(device_id, key) for device_id, key, _ in records]
-    conn.execute(_DELETE_EXPIRED_KEYS, {"keys": keys, "now": now})
+    conn.execute(_DELETE_EXPIRED_KEYS, {**_key_lists(keys), "now": now})
     insert_ignoring_conflicts(
         conn,
         idempotency_records,
