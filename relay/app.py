@@ -18,6 +18,7 @@ from relay.api.obscura import blueprint as obscura_blueprint
 from relay.api.obscura.attachments import DOWNLOAD_PREFIX, UPLOAD_PATH, AttachmentEndpoint
 from relay.api.obscura.backup import BACKUP_PATH, BackupEndpoint
 from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
+from relay.api.obscura.messages import MESSAGES_PATH, MessagesEndpoint
 from relay.api.powerauth import blueprint as powerauth_blueprint
 from relay.api.rocketchat import blueprint as rocketchat_blueprint
 from relay.api.zulip import blueprint as zulip_blueprint
@@ -74,6 +75,7 @@ def create_quart_app(services: Services) -> QuartTrio:
 ASGI_ROUTES = frozenset(
     {
         ("GET", GATEWAY_PATH),
+        ("POST", MESSAGES_PATH),
         ("POST", UPLOAD_PATH),
         ("GET", DOWNLOAD_PREFIX + "{id}"),
         ("GET", BACKUP_PATH),
@@ -84,18 +86,20 @@ ASGI_ROUTES = frozenset(
 
 
 class ApiRouter:
-    """Sends the gateway, attachment and backup paths to their own handlers (they
-    stream), everything else to Quart."""
+    """Sends the gateway, attachment and backup paths (they stream) and the message sends
+    (the hot path) to their own handlers, everything else to Quart."""
 
     def __init__(
         self,
         quart: QuartTrio,
         gateway: GatewayHttpEndpoint,
+        messages: MessagesEndpoint,
         attachments: AttachmentEndpoint,
         backup: BackupEndpoint,
     ) -> None:
         self._quart = quart
         self._gateway = gateway
+        self._messages = messages
         self._attachments = attachments
         self._backup = backup
 
@@ -106,7 +110,9 @@ class ApiRouter:
             await self._quart(scope, receive, send)
             return
         path = scope["path"]
-        if path == GATEWAY_PATH:
+        if path == MESSAGES_PATH and scope["type"] == "http":
+            await self._messages(scope, receive, send)
+        elif path == GATEWAY_PATH:
             await self._gateway(scope, receive, send)
         elif scope["type"] == "websocket":
             await websocket_reject(send, 404)
@@ -133,6 +139,7 @@ def create_api_app(settings: Settings, services: Services) -> ApiApplication:
     router = ApiRouter(
         create_quart_app(services),
         GatewayHttpEndpoint(),
+        MessagesEndpoint(services.sessions, services.messaging),
         AttachmentEndpoint(services.sessions, services.attachments),
         BackupEndpoint(services.sessions, services.backups),
     )

@@ -21,6 +21,7 @@ from relay.parsing import parse_uuid
 T = TypeVar("T")
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
+BODY_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 
 
 class Rejection(Exception):
@@ -79,7 +80,7 @@ async def read_body(request: Request) -> bytes:
     try:
         return await request.get_data(cache=False, as_text=False, parse_form_data=False)
     except RequestEntityTooLarge:
-        raise Rejection(413, "Failed to buffer the request body: length limit exceeded") from None
+        raise Rejection(413, BODY_TOO_LARGE) from None
 
 
 async def read_json(request: Request, schema: type[T]) -> T:

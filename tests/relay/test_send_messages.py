@@ -163,6 +163,30 @@ async def test_body_over_two_mebibytes_is_413(relay: Listening, http: httpx.Asyn
     assert response.startswith(b"HTTP/1.1 413")
 
 
+async def test_a_chunked_body_over_two_mebibytes_is_413_and_queues_nothing(
+    relay: Listening, http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4())}
+    head = upload_head("/v1/messages", {**headers, "Transfer-Encoding": "chunked"})
+    # No declared length: the limit is found while reading. A real message leads the body.
+    message = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    chunk = message + b"\x00" * (1024 * 1024)
+    encoded = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    response = await raw_request(relay.api_url, head, [(0.0, encoded)] * 3)
+    assert response.startswith(b"HTTP/1.1 413")
+    assert b"text/plain" in response
+    assert await pending(db, recipient) == 0
+
+
+async def test_other_methods_are_405_naming_post(http: httpx.AsyncClient) -> None:
+    sender = await new_device(http)
+    for method in ("GET", "PUT", "DELETE", "HEAD", "OPTIONS"):
+        response = await http.request(method, "/v1/messages", headers=sender.headers)
+        assert (response.status_code, response.headers["allow"]) == (405, "POST"), method
+        assert response.content == b""
+
+
 async def test_malformed_protobuf_is_400(http: httpx.AsyncClient) -> None:
     sender = await new_device(http)
     response = await post(http, sender, b"\x00\x01\x02", str(uuid.uuid4()))
