@@ -13,9 +13,6 @@ from sqlalchemy.engine import Connection
 
 from storage.schema import messages
 
-# SQLite allows 32766 bound parameters per statement; two per acknowledged pair.
-_MAX_PAIRS_PER_DELETE = 5000
-
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
@@ -190,14 +187,19 @@ def _within(sizes: Sequence[tuple[uuid.UUID, int]], max_bytes: int) -> list[uuid
     return chosen
 
 
+# One primary-key lookup per acknowledged id, all in one executemany: a row-value
+# ``(device_id, id) IN (...)`` made SQLite scan the whole queue for every batch.
+_DELETE_ACKNOWLEDGED = delete(messages).where(
+    messages.c.id == bindparam("acked_id"), messages.c.device_id == bindparam("acked_device")
+)
+
+
 def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> int:
     """Delete (device id, message id) pairs; a pair for another device matches nothing."""
-    deleted = 0
-    for start in range(0, len(pairs), _MAX_PAIRS_PER_DELETE):
-        chunk = pairs[start : start + _MAX_PAIRS_PER_DELETE]
-        statement = delete(messages).where(tuple_(messages.c.device_id, messages.c.id).in_(chunk))
-        deleted += conn.execute(statement).rowcount
-    return deleted
+    if not pairs:
+        return 0
+    rows = [{"acked_device": device_id, "acked_id": message_id} for device_id, message_id in pairs]
+    return conn.execute(_DELETE_ACKNOWLEDGED, rows).rowcount
 
 
 def delete_for_device(conn: Connection, device_id: uuid.UUID) -> int:
