@@ -48,6 +48,11 @@ class Peer:
             if not out and not back:
                 return
 
+    def settle(self, setting: h2.settings.SettingCodes, value: int) -> None:
+        """Change one of the server's settings and let both sides apply it."""
+        self.server.update_settings({setting: value})
+        self.pump()
+
     def take(self) -> list[protocol.Event]:
         events, self.events = self.events, []
         return events
@@ -130,8 +135,7 @@ def test_a_request_and_its_response() -> None:
 
 def test_hundreds_of_requests_keep_both_hpack_tables_in_step() -> None:
     peer = Peer()
-    peer.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS, 1000)
     peer.take()
     ids = [
         peer.client.send_request(b"/3/device/%064x" % n, [(b"apns-topic", b"t")], b"{}")
@@ -151,12 +155,12 @@ def test_hundreds_of_requests_keep_both_hpack_tables_in_step() -> None:
 
 def test_a_body_larger_than_every_window_leaves_as_windows_open() -> None:
     peer = Peer()
-    peer.server.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 1000)
     body = bytes(range(256)) * 800  # 204,800 bytes: over the stream and connection windows
     stream_id = peer.client.send_request(b"/big", [], body)
     peer.pump()
     assert len(peer.body(stream_id)) == 1000  # the stream window, nothing more
+    acknowledged = 0
     for _ in range(400):
         received = sum(
             e.flow_controlled_length
@@ -165,8 +169,8 @@ def test_a_body_larger_than_every_window_leaves_as_windows_open() -> None:
         )
         if received == len(body):
             break
-        peer.server.acknowledge_received_data(received - getattr(peer, "acked", 0), stream_id)
-        peer.acked = received  # type: ignore[attr-defined]
+        peer.server.acknowledge_received_data(received - acknowledged, stream_id)
+        acknowledged = received
         peer.pump()
     assert peer.body(stream_id) == body
     assert any(isinstance(e, h2.events.StreamEnded) for e in peer.server_events)
@@ -174,13 +178,11 @@ def test_a_body_larger_than_every_window_leaves_as_windows_open() -> None:
 
 def test_a_raised_initial_window_applies_to_streams_already_open() -> None:
     peer = Peer()
-    peer.server.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 10)
     stream_id = peer.client.send_request(b"/p", [], b"x" * 50)
     peer.pump()
     assert len(peer.body(stream_id)) == 10
-    peer.server.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 60})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 60)
     assert peer.body(stream_id) == b"x" * 50
 
 
@@ -251,8 +253,7 @@ def test_a_long_response_body_is_given_window_back() -> None:
 def test_the_peers_stream_limit_is_reported() -> None:
     peer = Peer()
     peer.take()
-    peer.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS, 1)
     assert peer.client.peer_max_concurrent_streams == 1
     assert peer.take() == [protocol.SettingsChanged()]
 
@@ -313,8 +314,7 @@ def test_a_late_response_to_an_abandoned_stream_still_updates_the_hpack_table() 
 
 def test_an_early_response_stops_the_rest_of_the_body() -> None:
     peer = Peer()
-    peer.server.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100})
-    peer.pump()
+    peer.settle(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 100)
     stream_id = peer.client.send_request(b"/upload", [], b"y" * 10_000)
     peer.pump()
     peer.take()

@@ -4,6 +4,9 @@ at stop."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 import trio.lowlevel
@@ -11,7 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from relay.errors import InvalidInput
-from relay.services.group_commit import GroupCommit
+from relay.services.group_commit import BatchWork, GroupCommit
 from storage.db import Database
 from storage.errors import UniqueViolation
 from storage.schema import api_keys
@@ -29,6 +32,18 @@ def add_key(name: str, key_hash: str | None = None) -> object:
     return work
 
 
+@asynccontextmanager
+async def running(writes: GroupCommit) -> AsyncIterator[trio.Nursery]:
+    """A nursery for callers, with the batcher running until they are all done."""
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writes.run, stopping)
+        await trio.lowlevel.checkpoint()
+        async with trio.open_nursery() as callers:
+            yield callers
+        stopping.set()
+
+
 async def names(db: Database) -> list[str]:
     return await db.read(
         lambda conn: sorted(row[0] for row in conn.execute(select(api_keys.c.name)))
@@ -37,19 +52,14 @@ async def names(db: Database) -> list[str]:
 
 async def test_concurrent_units_share_batches_and_each_gets_its_result(db: Database) -> None:
     writes = GroupCommit(db, max_batch=16)
-    stopping = trio.Event()
     results: dict[int, str] = {}
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writes.run, stopping)
-        await trio.lowlevel.checkpoint()
 
-        async def one(index: int) -> None:
-            results[index] = await writes.submit(add_key(f"key{index:03d}"))  # type: ignore[arg-type]
+    async def one(index: int) -> None:
+        results[index] = await writes.submit(add_key(f"key{index:03d}"))  # type: ignore[arg-type]
 
-        async with trio.open_nursery() as callers:
-            for index in range(40):
-                callers.start_soon(one, index)
-        stopping.set()
+    async with running(writes) as callers:
+        for index in range(40):
+            callers.start_soon(one, index)
     assert results == {index: f"key{index:03d}" for index in range(40)}
     assert await names(db) == [f"key{index:03d}" for index in range(40)]
     assert writes.units == 40
@@ -58,7 +68,6 @@ async def test_concurrent_units_share_batches_and_each_gets_its_result(db: Datab
 
 async def test_a_failing_unit_rolls_back_alone(db: Database) -> None:
     writes = GroupCommit(db)
-    stopping = trio.Event()
     outcomes: dict[str, object] = {}
 
     def refuse(conn: Connection) -> None:
@@ -67,22 +76,17 @@ async def test_a_failing_unit_rolls_back_alone(db: Database) -> None:
         )
         raise InvalidInput("no")
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writes.run, stopping)
-        await trio.lowlevel.checkpoint()
+    async def call(label: str, work: object) -> None:
+        try:
+            outcomes[label] = await writes.submit(work)  # type: ignore[arg-type]
+        except Exception as error:
+            outcomes[label] = error
 
-        async def call(label: str, work: object) -> None:
-            try:
-                outcomes[label] = await writes.submit(work)  # type: ignore[arg-type]
-            except Exception as error:
-                outcomes[label] = error
-
-        async with trio.open_nursery() as callers:
-            callers.start_soon(call, "first", add_key("first", "a" * 64))
-            callers.start_soon(call, "duplicate", add_key("second", "a" * 64))
-            callers.start_soon(call, "refuse", refuse)
-            callers.start_soon(call, "last", add_key("last"))
-        stopping.set()
+    async with running(writes) as callers:
+        callers.start_soon(call, "first", add_key("first", "a" * 64))
+        callers.start_soon(call, "duplicate", add_key("second", "a" * 64))
+        callers.start_soon(call, "refuse", refuse)
+        callers.start_soon(call, "last", add_key("last"))
     # The two units with the same key: whichever ran first wins, the other fails alone.
     won = [label for label in ("first", "duplicate") if isinstance(outcomes[label], str)]
     lost = [label for label in ("first", "duplicate") if label not in won]
@@ -106,41 +110,38 @@ async def test_without_a_running_writer_units_are_written_one_by_one(db: Databas
         await writes.submit(add_key("again", "after".ljust(64, "0")))  # type: ignore[arg-type]
 
 
-calls: list[list[str]] = []
-
-
-def add_keys(conn: Connection, items: list[str]) -> list[str]:
+def add_keys(calls: list[list[str]]) -> BatchWork[str, str]:
     """A batch function: every item in one multi-row insert; refuses the item "bad"."""
-    calls.append(list(items))
-    conn.execute(
-        insert(api_keys),
-        [{"key_hash": name.ljust(64, "0"), "name": name, "created_at": 0} for name in items],
-    )
-    if "bad" in items:
-        raise InvalidInput("bad item")
-    return [name.upper() for name in items]
+
+    def work(conn: Connection, items: list[str]) -> list[str]:
+        calls.append(list(items))
+        conn.execute(
+            insert(api_keys),
+            [{"key_hash": name.ljust(64, "0"), "name": name, "created_at": 0} for name in items],
+        )
+        if "bad" in items:
+            raise InvalidInput("bad item")
+        return [name.upper() for name in items]
+
+    return work
 
 
 async def test_items_of_one_batch_function_go_to_one_call(db: Database) -> None:
-    calls.clear()
+    calls: list[list[str]] = []
+    batch = add_keys(calls)
     writes = GroupCommit(db, max_batch=64)
-    stopping = trio.Event()
     results: dict[str, object] = {}
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writes.run, stopping)
-        await trio.lowlevel.checkpoint()
 
-        async def one(name: str) -> None:
-            try:
-                results[name] = await writes.submit_item(add_keys, name)
-            except InvalidInput as error:
-                results[name] = error
+    async def one(name: str) -> None:
+        try:
+            results[name] = await writes.submit_item(batch, name)
+        except InvalidInput as error:
+            results[name] = error
 
-        async with trio.open_nursery() as callers:
-            for index in range(30):
-                callers.start_soon(one, f"item{index:02d}")
-            callers.start_soon(one, "bad")
-        stopping.set()
+    async with running(writes) as callers:
+        for index in range(30):
+            callers.start_soon(one, f"item{index:02d}")
+        callers.start_soon(one, "bad")
     # Together at first; the batch with "bad" failed, so its items were tried alone.
     assert any(len(call) > 1 for call in calls)
     assert ["bad"] in calls
