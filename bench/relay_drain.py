@@ -41,7 +41,9 @@ def envelope_encoding_us(count: int = 20000) -> dict[str, float]:
     256-byte envelopes (the bytes are identical; ``tests/`` cross-checks them)."""
     sent_at = now_us()
     pending = [
-        PendingMessage(uuid7(), uuid.uuid4(), uuid.uuid4(), os.urandom(256), sent_at)
+        PendingMessage(
+            uuid7().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes, os.urandom(256), sent_at
+        )
         for _ in range(count)
     ]
     started = time.perf_counter()
@@ -50,11 +52,11 @@ def envelope_encoding_us(count: int = 20000) -> dict[str, float]:
     ours = (time.perf_counter() - started) / count * 1e6
     typed = [
         Envelope(
-            id=m.id.bytes,
-            sender_id=m.sender_id.bytes,
+            id=m.id,
+            sender_id=m.sender_id,
             timestamp=m.created_at // 1000,
             message=m.content,
-            sender_device_id=m.sender_device_id.bytes,
+            sender_device_id=m.sender_device_id,
         )
         for m in pending[:2000]
     ]

@@ -126,14 +126,27 @@ def _install_sqlite_recipe(engine: Engine) -> None:
 def translate_errors(error: exc.SQLAlchemyError) -> StorageError:
     """Map a SQLAlchemy/driver error to the storage error tree."""
     if isinstance(error, exc.IntegrityError):
-        original = error.orig
-        sqlstate = getattr(original, "sqlstate", None)
-        if sqlstate == "23505" or "UNIQUE constraint failed" in str(original):
-            return UniqueViolation(str(original))
-        return IntegrityViolation(str(original))
+        return _integrity_violation(error.orig)
     if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError):
         return StorageUnavailable(str(error).splitlines()[0])
     return StorageError(str(error).splitlines()[0])
+
+
+def translate_driver_error(error: Exception, dbapi: Any) -> StorageError:
+    """Map an error raised by the DB-API driver itself (statements run on its cursor,
+    bypassing SQLAlchemy) to the storage error tree."""
+    if isinstance(error, dbapi.IntegrityError):
+        return _integrity_violation(error)
+    if isinstance(error, dbapi.OperationalError | dbapi.InterfaceError):
+        return StorageUnavailable(str(error).splitlines()[0])
+    return StorageError(str(error).splitlines()[0])
+
+
+def _integrity_violation(original: BaseException | None) -> IntegrityViolation:
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate == "23505" or "UNIQUE constraint failed" in str(original):
+        return UniqueViolation(str(original))
+    return IntegrityViolation(str(original))
 
 
 class Database:
@@ -142,6 +155,10 @@ class Database:
     def __init__(self, engine: Engine, *, max_concurrency: int) -> None:
         self.engine = engine
         self.dialect_name = engine.dialect.name
+        # Hot paths run statements on the driver's cursor: its errors are translated too.
+        assert engine.dialect.dbapi is not None
+        self._dbapi = engine.dialect.dbapi
+        self._driver_error: type[Exception] = self._dbapi.Error
         self._limiter = trio.CapacityLimiter(max_concurrency)
         self._health_limiter = trio.CapacityLimiter(1)
         self._writer_lock = trio.Lock() if self.dialect_name == "sqlite" else None
@@ -158,6 +175,8 @@ class Database:
                 return work(conn)
         except exc.SQLAlchemyError as error:
             raise translate_errors(error) from error
+        except self._driver_error as error:
+            raise translate_driver_error(error, self._dbapi) from error
 
     def read_sync(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction on the calling thread."""
@@ -168,6 +187,8 @@ class Database:
                     return work(conn)
         except exc.SQLAlchemyError as error:
             raise translate_errors(error) from error
+        except self._driver_error as error:
+            raise translate_driver_error(error, self._dbapi) from error
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction, in one worker-thread hop."""

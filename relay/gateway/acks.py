@@ -1,8 +1,8 @@
 """Batched deletion of acknowledged messages, shared by every session of the process.
 
-Sessions hand over (device, message id) pairs; one task deletes them in batches with a
-single ``DELETE ... WHERE (device_id, id) IN (...)``, so acknowledgements from many
-concurrent sessions share one statement and one thread hop. A batch is flushed when it
+Sessions hand over (device, message id) pairs; one task deletes them in batches, one
+executemany of primary-key deletes per batch, so acknowledgements from many concurrent
+sessions share one transaction and one thread hop. A batch is flushed when it
 reaches ``batch_size`` pairs or ``flush_interval`` after its first pair, whichever comes
 first; :meth:`AckBatcher.flush` forces it (end of a session, shutdown).
 
@@ -28,7 +28,7 @@ from storage.repos import messages
 
 log = logging.getLogger("relay.gateway.acks")
 
-Pair = tuple[uuid.UUID, uuid.UUID]
+Pair = tuple[uuid.UUID, bytes]  # (device id, message id as its 16 wire bytes)
 
 
 class AckBatcher:
@@ -57,7 +57,7 @@ class AckBatcher:
         self._progress = trio.Event()
         self.statements = 0
 
-    async def acknowledge(self, device_id: uuid.UUID, message_ids: Sequence[uuid.UUID]) -> None:
+    async def acknowledge(self, device_id: uuid.UUID, message_ids: Sequence[bytes]) -> None:
         """Queue ``message_ids`` of ``device_id`` for deletion; waits while the buffer is full."""
         if not message_ids:
             return

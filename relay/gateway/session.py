@@ -93,11 +93,11 @@ class GatewayConfig:
 def envelope_bytes(message: PendingMessage) -> bytes:
     """A queued message as an encoded ``Envelope``."""
     return wire.encode_envelope_fields(
-        message.id.bytes,
-        message.sender_id.bytes,
+        message.id,
+        message.sender_id,
         message.created_at // 1000,
         message.content,
-        message.sender_device_id.bytes,
+        message.sender_device_id,
     )
 
 
@@ -261,7 +261,7 @@ class Gateway:
                 continue
             if not acked:
                 continue
-            ids = [uuid.UUID(bytes=raw) for raw in acked if len(raw) == 16]
+            ids = [raw for raw in acked if len(raw) == 16]
             if len(ids) < len(acked):
                 log.debug("ignoring %d malformed ids from %s", len(acked) - len(ids), device_id)
             await self._acks.acknowledge(device_id, ids)
@@ -283,7 +283,7 @@ class Gateway:
     ) -> None:
         device_id = subscription.device_id
         limit = self._config.fetch_batch_size
-        cursor: tuple[int, uuid.UUID] | None = None
+        cursor: tuple[int, bytes] | None = None
         subscription.messages.set()  # drain the backlog first
         while True:
             await subscription.messages.wait()

@@ -1,4 +1,5 @@
-"""The few statements whose SQL differs between SQLite and PostgreSQL."""
+"""The few statements whose SQL differs between SQLite and PostgreSQL, and the driver's
+cursor for the hot paths that bypass SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 _IGNORING: dict[tuple[str, str], Any] = {}
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """A cursor of the DB-API connection under ``conn``, inside its transaction.
+
+    For the few hot statements whose SQLAlchemy execution costs several times the SQL:
+    the caller writes the SQL per dialect (``?`` for sqlite3, ``%s`` for psycopg), binds
+    driver-level values and closes the cursor.
+    """
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def insert_ignoring_conflicts(

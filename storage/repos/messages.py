@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from storage.repos._dialect import driver_cursor
 from storage.schema import messages
 
 
@@ -26,51 +28,72 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class PendingMessage:
-    """A queued message as delivery reads it."""
+    """A queued message as delivery reads it, ids as their 16 raw bytes (the wire form:
+    a page becomes envelopes and acknowledgements come back as bytes, so no ``UUID``
+    objects are made on the delivery path)."""
 
-    id: uuid.UUID
-    sender_id: uuid.UUID
-    sender_device_id: uuid.UUID
+    id: bytes
+    sender_id: bytes
+    sender_device_id: bytes
     content: bytes
     created_at: int
 
     @property
-    def cursor(self) -> tuple[int, uuid.UUID]:
+    def cursor(self) -> tuple[int, bytes]:
         """Delivery order key: after this message come those with a greater cursor."""
         return (self.created_at, self.id)
 
 
-# The hot statements are built once (building one and its cache key costs more than
-# executing it): the insert per dialect, the page queries with and without a cursor.
+# The insert is built once per dialect (building one and its cache key costs more than
+# executing it).
 _INSERTS: dict[str, Any] = {}
-_ORDER = (messages.c.created_at, messages.c.id)
-_PENDING = (
-    messages.c.device_id == bindparam("device_id"),
-    messages.c.expires_at > bindparam("now"),
-)
-_AFTER = tuple_(messages.c.created_at, messages.c.id) > tuple_(
-    bindparam("after_at", type_=messages.c.created_at.type),
-    bindparam("after_id", type_=messages.c.id.type),
-)
-_COLUMNS = (
-    messages.c.id,
-    messages.c.sender_id,
-    messages.c.sender_device_id,
-    messages.c.content,
-    messages.c.created_at,
-)
 
 
-def _page_query(columns: Sequence[Any], *, after: bool) -> Any:
-    where = (*_PENDING, _AFTER) if after else _PENDING
-    return select(*columns).where(*where).order_by(*_ORDER).limit(bindparam("limit"))
+@dataclass(frozen=True)
+class _DeliverySql:
+    """Delivery's statements in one dialect, run on the driver's cursor: for a 50-row
+    page, SQLAlchemy's execution and result processing cost ~9x the SQL itself on SQLite
+    (20 against 2.2 µs per row). SQLite binds ids as their 16 bytes; PostgreSQL's are
+    ``uuid``, bound as ``UUID`` and read back as bytes by ``uuid_send``."""
+
+    sizes: dict[bool, str]
+    page: dict[bool, str]
+    delete: str
+    bind_id: Callable[[bytes], Any]
+    bind_device: Callable[[uuid.UUID], Any]
 
 
-_SIZES = {
-    after: _page_query((messages.c.id, func.length(messages.c.content)), after=after)
-    for after in (False, True)
+def _delivery_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[str, Any]:
+    # Built at import from the constants below only: nothing user-supplied reaches the SQL.
+    def select(columns: str, after: bool) -> str:
+        later = f" AND (created_at, id) > ({mark}, {mark})" if after else ""
+        return (
+            f"SELECT {columns} FROM messages WHERE device_id = {mark} AND expires_at > {mark}"  # noqa: S608
+            f"{later} ORDER BY created_at, id LIMIT {mark}"
+        )
+
+    ids = ", ".join(raw_id(column) for column in ("id", "sender_id", "sender_device_id"))
+    return {
+        "sizes": {after: select(f"{length}(content)", after) for after in (False, True)},
+        "page": {after: select(f"{ids}, content, created_at", after) for after in (False, True)},
+        # One primary-key lookup per acknowledged id: a row-value ``(device_id, id) IN
+        # (...)`` made SQLite scan the whole queue for every batch.
+        "delete": f"DELETE FROM messages WHERE id = {mark} AND device_id = {mark}",  # noqa: S608
+    }
+
+
+_DELIVERY = {
+    "sqlite": _DeliverySql(
+        **_delivery_sql("?", "length", str),
+        bind_id=bytes,
+        bind_device=attrgetter("bytes"),
+    ),
+    "postgresql": _DeliverySql(
+        **_delivery_sql("%s", "octet_length", "uuid_send({})".format),
+        bind_id=lambda raw: uuid.UUID(bytes=raw),
+        bind_device=lambda device_id: device_id,
+    ),
 }
-_PAGES = {after: _page_query(_COLUMNS, after=after) for after in (False, True)}
 
 
 def insert_batch(
@@ -140,7 +163,7 @@ def fetch_page(
     conn: Connection,
     device_id: uuid.UUID,
     *,
-    after: tuple[int, uuid.UUID] | None,
+    after: tuple[int, bytes] | None,
     now: int,
     limit: int,
     max_bytes: int | None = None,
@@ -151,55 +174,52 @@ def fetch_page(
     content bytes (always at least one): sizes are read first, so a page of large
     messages never loads more than it will send.
     """
-    params: dict[str, Any] = {"device_id": device_id, "now": now, "limit": limit}
+    sql = _DELIVERY[conn.dialect.name]
+    params: list[Any] = [sql.bind_device(device_id), now]
     if after is not None:
-        params["after_at"], params["after_id"] = after
-    statement = _PAGES[after is not None]
-    truncated = False
-    if max_bytes is not None:
-        sizes = [(row[0], int(row[1])) for row in conn.execute(_SIZES[after is not None], params)]
-        chosen = _within(sizes, max_bytes)
-        if len(chosen) < len(sizes):
-            truncated = True
-            statement = (
-                select(*_COLUMNS)
-                .where(messages.c.device_id == device_id, messages.c.id.in_(chosen))
-                .order_by(*_ORDER)
-                .limit(limit)
-            )
-            params = {}
-    found = [
-        PendingMessage(row[0], row[1], row[2], bytes(row[3]), row[4])
-        for row in conn.execute(statement, params)
-    ]
+        params += [after[0], sql.bind_id(after[1])]
+    cursor = driver_cursor(conn)
+    try:
+        count, truncated = limit, False
+        if max_bytes is not None:
+            cursor.execute(sql.sizes[after is not None], (*params, limit))
+            sizes = [size for (size,) in cursor.fetchall()]
+            if not sizes:
+                return Page([], more=False)
+            count = _leading_within(sizes, max_bytes)
+            truncated = count < len(sizes)
+        cursor.execute(sql.page[after is not None], (*params, count))
+        found = [PendingMessage(*row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
     return Page(found, more=truncated or len(found) == limit)
 
 
-def _within(sizes: Sequence[tuple[uuid.UUID, int]], max_bytes: int) -> list[uuid.UUID]:
-    """The leading ids whose sizes add up to at most ``max_bytes`` (at least one)."""
-    chosen: list[uuid.UUID] = []
+def _leading_within(sizes: Sequence[int], max_bytes: int) -> int:
+    """How many leading sizes add up to at most ``max_bytes`` (at least one)."""
     total = 0
-    for message_id, size in sizes:
+    for count, size in enumerate(sizes):
         total += size
-        if chosen and total > max_bytes:
-            break
-        chosen.append(message_id)
-    return chosen
+        if count and total > max_bytes:
+            return count
+    return len(sizes)
 
 
-# One primary-key lookup per acknowledged id, all in one executemany: a row-value
-# ``(device_id, id) IN (...)`` made SQLite scan the whole queue for every batch.
-_DELETE_ACKNOWLEDGED = delete(messages).where(
-    messages.c.id == bindparam("acked_id"), messages.c.device_id == bindparam("acked_device")
-)
-
-
-def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> int:
-    """Delete (device id, message id) pairs; a pair for another device matches nothing."""
+def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, bytes]]) -> int:
+    """Delete (device id, message id bytes) pairs; a pair for another device matches
+    nothing."""
     if not pairs:
         return 0
-    rows = [{"acked_device": device_id, "acked_id": message_id} for device_id, message_id in pairs]
-    return conn.execute(_DELETE_ACKNOWLEDGED, rows).rowcount
+    sql = _DELIVERY[conn.dialect.name]
+    rows = [
+        (sql.bind_id(message_id), sql.bind_device(device_id)) for device_id, message_id in pairs
+    ]
+    cursor = driver_cursor(conn)
+    try:
+        cursor.executemany(sql.delete, rows)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
 
 
 def delete_for_device(conn: Connection, device_id: uuid.UUID) -> int:

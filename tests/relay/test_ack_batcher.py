@@ -36,7 +36,8 @@ class Queue:
 
         await self.db.write(work)
 
-    async def add(self, device: uuid.UUID, count: int) -> list[uuid.UUID]:
+    async def add(self, device: uuid.UUID, count: int) -> list[bytes]:
+        """Queue ``count`` messages; their ids as the 16 bytes acknowledgements carry."""
         ids = [uuid7() for _ in range(count)]
         batch = [NewMessage(i, device, uuid.uuid4(), b"m") for i in ids]
         await self.db.write(
@@ -49,7 +50,7 @@ class Queue:
                 expires_at=now_us() + 10**9,
             )
         )
-        return ids
+        return [message_id.bytes for message_id in ids]
 
     async def count(self, device: uuid.UUID) -> int:
         return await self.db.read(lambda conn: messages.count_for_device(conn, device))
@@ -109,7 +110,7 @@ async def test_sessions_share_one_statement(queue: Queue, running: AckBatcher) -
 
 async def test_acks_are_scoped_to_the_acking_device(queue: Queue, running: AckBatcher) -> None:
     theirs = await queue.add(queue.b, 2)
-    await running.acknowledge(queue.a, [*theirs, uuid.uuid4()])
+    await running.acknowledge(queue.a, [*theirs, uuid.uuid4().bytes])
     await running.flush()
     assert await queue.count(queue.b) == 2
 

@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from storage.db import Database, create_engine, normalize_url
-from storage.errors import IntegrityViolation, StorageUnavailable, UniqueViolation
+from storage.errors import IntegrityViolation, StorageError, StorageUnavailable, UniqueViolation
 from storage.ids import now_us, uuid7
 from storage.repos import devices, users
+from storage.repos._dialect import driver_cursor
 from storage.repos.devices import DeviceRecord
 from storage.repos.users import UserRecord
 from storage.schema import devices as devices_table
@@ -110,6 +111,41 @@ async def test_foreign_key_violation_is_translated(db: Database) -> None:
     with pytest.raises(IntegrityViolation) as caught:
         await db.write(lambda conn: devices.insert(conn, orphan))
     assert not isinstance(caught.value, UniqueViolation)
+
+
+def _insert_user_on_driver_cursor(conn: Connection, user: UserRecord) -> None:
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    user_id = user.id if conn.dialect.name == "postgresql" else user.id.bytes
+    cursor = driver_cursor(conn)
+    try:
+        cursor.execute(
+            f"INSERT INTO users (id, username, password_hash, created_at)"  # noqa: S608
+            f" VALUES ({mark}, {mark}, {mark}, {mark})",
+            (user_id, user.username, user.password_hash, user.created_at),
+        )
+    finally:
+        cursor.close()
+
+
+async def test_driver_cursor_errors_are_translated_and_rolled_back(db: Database) -> None:
+    """Hot paths run SQL on the driver's cursor: its exceptions map to the same tree."""
+    await db.write(partial(_insert_user_on_driver_cursor, user=_user("driver")))
+    assert await db.read(lambda conn: users.by_username(conn, "driver")) is not None
+
+    def duplicate_then_more(conn: Connection) -> None:
+        users.insert(conn, _user("driver_second"))
+        _insert_user_on_driver_cursor(conn, _user("driver"))
+
+    with pytest.raises(UniqueViolation):
+        await db.write(duplicate_then_more)
+    assert await db.read(lambda conn: users.by_username(conn, "driver_second")) is None
+
+    def broken(conn: Connection) -> None:
+        driver_cursor(conn).execute("SELECT no_such_column FROM users")
+
+    with pytest.raises(StorageError) as caught:
+        await db.read(broken)
+    assert not isinstance(caught.value, IntegrityViolation)
 
 
 async def test_username_format_is_enforced_by_the_database(db: Database) -> None:

@@ -59,7 +59,7 @@ async def test_pages_follow_the_cursor_within_one_timestamp(
     _, _, target = two_devices
     now = now_us()
     await db.write(lambda conn: _queue(conn, two_devices, target, 25, created_at=now))
-    seen: list[uuid.UUID] = []
+    seen: list[bytes] = []
     cursor = None
     while True:
         fetch = partial(messages.fetch_page, device_id=target, after=cursor, now=now, limit=10)
