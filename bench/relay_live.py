@@ -34,14 +34,22 @@ async def one_run(
     pairs: list[tuple[BenchDevice, BenchDevice]],
     messages_per_pair: int,
     batch: int,
+    first_sequence: int,
 ) -> dict[str, float]:
-    """Send ``messages_per_pair`` from each sender to its receiver in POSTs of ``batch``."""
+    """Send ``messages_per_pair`` from each sender to its receiver in POSTs of ``batch``,
+    numbered from ``first_sequence`` on.
+
+    Delivery is at least once: an envelope whose acknowledgement was cut off when the
+    previous run stopped comes again at the start of this one. Sequence numbers are
+    unique across runs, so such an envelope (or any repeat) is acknowledged but not
+    counted.
+    """
     host, port = address(api)
     requests_per_pair = -(-messages_per_pair // batch)
     total = requests_per_pair * batch * len(pairs)
     plans = []
     for index, (sender, receiver) in enumerate(pairs):
-        base = index * requests_per_pair * batch
+        base = first_sequence + index * requests_per_pair * batch
         plans.append(
             [
                 send_request(sender, [receiver.id] * batch, base + request * batch)
@@ -63,7 +71,9 @@ async def one_run(
             async for envelopes in gateway.batches():
                 now = time.perf_counter_ns()
                 for envelope in envelopes:
-                    latencies.append((now - sent_at[sequence_of(envelope.message)]) / 1e6)
+                    sent = sent_at.pop(sequence_of(envelope.message), None)
+                    if sent is not None:
+                        latencies.append((now - sent) / 1e6)
                 await gateway.ack([envelope.id for envelope in envelopes])
                 if len(latencies) >= total:
                     everything.set()
@@ -72,7 +82,7 @@ async def one_run(
         connection = await Connection.open(host, port)
         try:
             for number, data in enumerate(plans[index]):
-                first = index * requests_per_pair * batch + number * batch
+                first = first_sequence + index * requests_per_pair * batch + number * batch
                 now = time.perf_counter_ns()
                 for sequence in range(first, first + batch):
                     sent_at[sequence] = now
@@ -110,11 +120,13 @@ async def run(args: argparse.Namespace, api: str, pid: int) -> list[dict[str, An
         pairs = list(zip(devices[::2], devices[1::2], strict=True))
         samples: list[dict[str, Any]] = []
         variants = args.batches
+        sequence = 0
         with report.progress("relay-live", args.repetitions * len(variants)) as step:
             for repetition in range(args.repetitions):
                 shift = repetition % len(variants)
                 for batch in variants[shift:] + variants[:shift]:
-                    sample = await one_run(api, pid, pairs, args.messages, batch)
+                    sample = await one_run(api, pid, pairs, args.messages, batch, sequence)
+                    sequence += int(sample["messages"])
                     samples.append(
                         {"variant": f"{batch} per POST", "repetition": repetition, **sample}
                     )
