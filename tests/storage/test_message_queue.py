@@ -185,3 +185,31 @@ async def test_a_byte_budget_shortens_pages_but_never_below_one_message(
 
 def _first_page(conn: Connection, *, target: uuid.UUID, now: int) -> messages.Page:
     return messages.fetch_page(conn, target, after=None, now=now, limit=1)
+
+
+async def test_large_inserts_span_statements_and_still_skip_duplicates(
+    db: Database, two_devices: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    """Over 500 rows go in several statements; a repeated submission id is skipped
+    whether it repeats within one statement or across two."""
+    user, sender, target = two_devices
+    repeated = uuid.uuid4()
+    batch = [NewMessage(uuid7(), target, uuid.uuid4(), b"x") for _ in range(1200)]
+    batch[3] = NewMessage(uuid7(), target, repeated, b"first")
+    batch[10] = NewMessage(uuid7(), target, repeated, b"same statement")
+    batch[900] = NewMessage(uuid7(), target, repeated, b"next statement")
+
+    def insert(conn: Connection) -> set[uuid.UUID]:
+        return messages.insert_batch(
+            conn,
+            batch,
+            sender_id=user,
+            sender_device_id=sender,
+            created_at=now_us(),
+            expires_at=now_us() + 10**9,
+        )
+
+    assert await db.write(insert) == {target}
+    assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 1198
+    assert await db.write(insert) == set()
+    assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 1198
