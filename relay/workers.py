@@ -22,6 +22,9 @@ Worker = Callable[[trio.Event], Awaitable[None]]
 
 _CLEANUP_BATCH = 1000
 _BACKUP_RESET_BATCH = 50
+# Often enough that the write-ahead log stays a few MB under load, so commits almost
+# never reach SQLite's own checkpoint mark (see storage.db).
+_WAL_CHECKPOINT_INTERVAL_SECS = 1.0
 
 
 def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) -> Worker:
@@ -76,6 +79,10 @@ def background_workers(settings: Settings, services: Services) -> list[Worker]:
         ),
         periodic("backup cleanup", settings.backup_cleanup_interval_secs, backup_cleanup),
     ]
+    if not services.db.is_postgresql:
+        workers.append(
+            periodic("WAL checkpoint", _WAL_CHECKPOINT_INTERVAL_SECS, services.db.checkpoint)
+        )
     if settings.auth_refresh_token_cleanup_interval_secs > 0:
         workers.append(
             periodic(

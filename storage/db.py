@@ -42,6 +42,11 @@ T = TypeVar("T")
 
 _READ_ONLY = "relay_read_only"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+# SQLite's default checkpoints the WAL every 1,000 pages inside whichever commit crosses
+# the mark, fsync included, while that writer holds the write lock. The relay checkpoints
+# in the background instead (Database.checkpoint); this larger automatic mark (~40 MB of
+# WAL) only bounds the file for processes that never do.
+_SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +120,7 @@ def _install_sqlite_recipe(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -161,6 +167,7 @@ class Database:
         self._driver_error: type[Exception] = self._dbapi.Error
         self._limiter = trio.CapacityLimiter(max_concurrency)
         self._health_limiter = trio.CapacityLimiter(1)
+        self._maintenance_limiter = trio.CapacityLimiter(1)
         self._writer_lock = trio.Lock() if self.dialect_name == "sqlite" else None
 
     @property
@@ -218,6 +225,31 @@ class Database:
             )
         except StorageError:
             return False
+
+    async def checkpoint(self) -> int:
+        """Copy SQLite's write-ahead log into the database file without blocking readers
+        or writers (a ``PASSIVE`` checkpoint, in a worker thread of its own); returns how
+        many logged pages it could not copy yet (readers still using them). Does nothing
+        on PostgreSQL."""
+        if self.is_postgresql:
+            return 0
+
+        def passive() -> int:
+            # On the driver connection, outside any transaction: SQLAlchemy would begin
+            # one first, and a checkpoint cannot pass the connection's own snapshot.
+            try:
+                with self.engine.connect() as conn:
+                    driver = conn.connection.dbapi_connection
+                    assert driver is not None
+                    row = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except exc.SQLAlchemyError as error:
+                raise translate_errors(error) from error
+            except self._driver_error as error:
+                raise translate_driver_error(error, self._dbapi) from error
+            log_pages, copied = int(row[1]), int(row[2])
+            return max(log_pages - copied, 0)
+
+        return await trio.to_thread.run_sync(passive, limiter=self._maintenance_limiter)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -67,6 +67,7 @@ class PowerAuth:
 class Services:
     """Every service, wired to one database and one hub."""
 
+    db: Database
     sessions: SessionService
     devices: DeviceService
     keys: KeyService
@@ -189,6 +190,7 @@ def build_services(
     writes = GroupCommit(db)
     reads = GroupCommit(db, read_only=True)
     return Services(
+        db=db,
         sessions=sessions,
         devices=DeviceService(
             db,
