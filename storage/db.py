@@ -26,7 +26,8 @@ LOCKED]``) where they read-then-write.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,27 +176,28 @@ class Database:
         """True on PostgreSQL, False on SQLite."""
         return self.dialect_name == "postgresql"
 
-    def write_sync(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one read-write transaction on the calling thread."""
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The storage boundary: SQLAlchemy's and the driver's errors leave as
+        :class:`StorageError`."""
         try:
-            with self.engine.begin() as conn:
-                return work(conn)
+            yield
         except exc.SQLAlchemyError as error:
             raise translate_errors(error) from error
         except self._driver_error as error:
             raise translate_driver_error(error, self._dbapi) from error
 
+    def write_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-write transaction on the calling thread."""
+        with self._translated(), self.engine.begin() as conn:
+            return work(conn)
+
     def read_sync(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction on the calling thread."""
-        try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(**{_READ_ONLY: True})
-                with conn.begin():
-                    return work(conn)
-        except exc.SQLAlchemyError as error:
-            raise translate_errors(error) from error
-        except self._driver_error as error:
-            raise translate_driver_error(error, self._dbapi) from error
+        with self._translated(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                return work(conn)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction, in one worker-thread hop."""
@@ -237,15 +239,10 @@ class Database:
         def passive() -> int:
             # On the driver connection, outside any transaction: SQLAlchemy would begin
             # one first, and a checkpoint cannot pass the connection's own snapshot.
-            try:
-                with self.engine.connect() as conn:
-                    driver = conn.connection.dbapi_connection
-                    assert driver is not None
-                    row = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            except exc.SQLAlchemyError as error:
-                raise translate_errors(error) from error
-            except self._driver_error as error:
-                raise translate_driver_error(error, self._dbapi) from error
+            with self._translated(), self.engine.connect() as conn:
+                driver = conn.connection.dbapi_connection
+                assert driver is not None
+                row = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             log_pages, copied = int(row[1]), int(row[2])
             return max(log_pages - copied, 0)
 

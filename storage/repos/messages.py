@@ -45,7 +45,7 @@ class PendingMessage:
 
 
 @dataclass(frozen=True)
-class _DeliverySql:
+class _QueueSql:
     """The queue's hot statements in one dialect (insert, page reads, acknowledged
     deletes), run on the driver's cursor: SQLAlchemy's execution and result processing
     cost ~9x the SQL itself for a 50-row page on SQLite (20 against 2.2 µs per row) and
@@ -56,12 +56,12 @@ class _DeliverySql:
     sizes: dict[bool, str]
     page: dict[bool, str]
     delete: str
-    bind_id: Callable[[bytes], Any]
-    bind_device: Callable[[uuid.UUID], Any]
-    load_device: Callable[[Any], uuid.UUID]
+    bind_raw_id: Callable[[bytes], Any]
+    bind_uuid: Callable[[uuid.UUID], Any]
+    load_uuid: Callable[[Any], uuid.UUID]
 
 
-def _delivery_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[str, Any]:
+def _queue_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[str, Any]:
     # Built at import from the constants below only: nothing user-supplied reaches the SQL.
     def select(columns: str, after: bool) -> str:
         later = f" AND (created_at, id) > ({mark}, {mark})" if after else ""
@@ -81,18 +81,18 @@ def _delivery_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[
     }
 
 
-_DELIVERY = {
-    "sqlite": _DeliverySql(
-        **_delivery_sql("?", "length", str),
-        bind_id=bytes,
-        bind_device=attrgetter("bytes"),
-        load_device=lambda raw: uuid.UUID(bytes=raw),
+_QUEUE_SQL = {
+    "sqlite": _QueueSql(
+        **_queue_sql("?", "length", str),
+        bind_raw_id=bytes,
+        bind_uuid=attrgetter("bytes"),
+        load_uuid=lambda raw: uuid.UUID(bytes=raw),
     ),
-    "postgresql": _DeliverySql(
-        **_delivery_sql("%s", "octet_length", "uuid_send({})".format),
-        bind_id=lambda raw: uuid.UUID(bytes=raw),
-        bind_device=lambda device_id: device_id,
-        load_device=lambda device_id: device_id,
+    "postgresql": _QueueSql(
+        **_queue_sql("%s", "octet_length", "uuid_send({})".format),
+        bind_raw_id=lambda raw: uuid.UUID(bytes=raw),
+        bind_uuid=lambda device_id: device_id,
+        load_uuid=lambda device_id: device_id,
     ),
 }
 
@@ -128,8 +128,8 @@ def insert_from_senders(
     message) each, still one statement."""
     if not batch:
         return set()
-    sql = _DELIVERY[conn.dialect.name]
-    bind = sql.bind_device
+    sql = _QUEUE_SQL[conn.dialect.name]
+    bind = sql.bind_uuid
     inserted: set[Any] = set()
     cursor = driver_cursor(conn)
     try:
@@ -151,7 +151,7 @@ def insert_from_senders(
             inserted.update(device_id for (device_id,) in cursor.fetchall())
     finally:
         cursor.close()
-    return {sql.load_device(device_id) for device_id in inserted}
+    return {sql.load_uuid(device_id) for device_id in inserted}
 
 
 # Rows per INSERT statement: 8 parameters each stays far below SQLite's and
@@ -159,7 +159,7 @@ def insert_from_senders(
 _INSERT_CHUNK = 500
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _insert_sql(mark: str, rows: int) -> str:
     """A multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING device_id``: inserted
     rows report their device; duplicates of a queued (sender device, submission id) are
@@ -195,10 +195,10 @@ def fetch_page(
     content bytes (always at least one): sizes are read first, so a page of large
     messages never loads more than it will send.
     """
-    sql = _DELIVERY[conn.dialect.name]
-    params: list[Any] = [sql.bind_device(device_id), now]
+    sql = _QUEUE_SQL[conn.dialect.name]
+    params: list[Any] = [sql.bind_uuid(device_id), now]
     if after is not None:
-        params += [after[0], sql.bind_id(after[1])]
+        params += [after[0], sql.bind_raw_id(after[1])]
     cursor = driver_cursor(conn)
     try:
         count, truncated = limit, False
@@ -209,6 +209,8 @@ def fetch_page(
                 return Page([], more=False)
             count = _leading_within(sizes, max_bytes)
             truncated = count < len(sizes)
+        # The same range again, cut to the sizes that fit (on PostgreSQL a row committed
+        # in between may take a place: it is delivered now, the one it displaced next).
         cursor.execute(sql.page[after is not None], (*params, count))
         found = [PendingMessage(*row) for row in cursor.fetchall()]
     finally:
@@ -231,9 +233,9 @@ def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, bytes
     nothing."""
     if not pairs:
         return 0
-    sql = _DELIVERY[conn.dialect.name]
+    sql = _QUEUE_SQL[conn.dialect.name]
     rows = [
-        (sql.bind_id(message_id), sql.bind_device(device_id)) for device_id, message_id in pairs
+        (sql.bind_raw_id(message_id), sql.bind_uuid(device_id)) for device_id, message_id in pairs
     ]
     cursor = driver_cursor(conn)
     try:
