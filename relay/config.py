@@ -243,7 +243,7 @@ class Settings:
     ws_ack_flush_interval_ms: int = _setting(
         500, "max delay before acked ids are deleted", minimum=1
     )
-    ws_ack_buffer_size: int = _setting(1000, "acked ids buffered per connection", minimum=1)
+    ws_ack_buffer_size: int = _setting(1000, "acked ids waiting per device", minimum=1)
     ws_outbound_buffer_size: int = _setting(32, "outbound frames queued per connection", minimum=1)
     ws_outbound_buffer_bytes: int = _setting(
         8388608,

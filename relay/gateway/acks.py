@@ -7,9 +7,16 @@ reaches ``batch_size`` pairs or ``flush_interval`` after its first pair, whichev
 first; :meth:`AckBatcher.flush` forces it (end of a session, shutdown).
 
 Better than the reference, acknowledgements are never dropped: when ``capacity`` pairs
-are waiting, :meth:`AckBatcher.acknowledge` waits, which stops that connection's reader
-and, through TCP, its client. Until its batch is flushed an acknowledged message is still
-pending, and a new connection of the device may receive it again.
+of one device are waiting, :meth:`AckBatcher.acknowledge` waits, which stops that
+connection's reader and, through TCP, its client. Until its batch is flushed an
+acknowledged message is still pending, and a new connection of the device may receive it
+again.
+
+A batch takes everything waiting, up to ``max_batch`` pairs. On SQLite the cost of a
+delete is mostly the index pages it dirties, and the random (sender device, submission)
+index spreads a batch over as many pages as it has rows until the batch covers the index:
+in a micro-run on 200,000 queued rows, 37 µs per row in batches of 1,000, 23 in batches of
+5,000. The cap bounds how long one batch holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ log = logging.getLogger("relay.gateway.acks")
 
 Pair = tuple[uuid.UUID, bytes]  # (device id, message id as its 16 wire bytes)
 
+MAX_BATCH = 5000
+
 
 class AckBatcher:
     """Collects acknowledgements and deletes them in shared batches."""
@@ -41,14 +50,17 @@ class AckBatcher:
         batch_size: int,
         flush_interval: float,
         capacity: int,
+        max_batch: int = MAX_BATCH,
         on_flush: Callable[[Connection, set[uuid.UUID]], object] | None = None,
     ) -> None:
         self._db = db
         self._on_flush = on_flush
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self._capacity = max(capacity, batch_size)
+        self._capacity = capacity
+        self._max_batch = max(max_batch, batch_size)
         self._pending: list[Pair] = []
+        self._waiting: dict[uuid.UUID, int] = {}
         self._batch_started_at: float | None = None
         self._urgent = False
         self._enqueued = 0
@@ -58,14 +70,18 @@ class AckBatcher:
         self.statements = 0
 
     async def acknowledge(self, device_id: uuid.UUID, message_ids: Sequence[bytes]) -> None:
-        """Queue ``message_ids`` of ``device_id`` for deletion; waits while the buffer is full."""
+        """Queue ``message_ids`` of ``device_id`` for deletion; waits while the device's
+        buffer is full."""
         if not message_ids:
             return
-        while self._pending and len(self._pending) + len(message_ids) > self._capacity:
+        while (waiting := self._waiting.get(device_id, 0)) and waiting + len(
+            message_ids
+        ) > self._capacity:
             await self._progress.wait()
         if not self._pending:
             self._batch_started_at = trio.current_time()
         self._pending.extend((device_id, message_id) for message_id in message_ids)
+        self._waiting[device_id] = self._waiting.get(device_id, 0) + len(message_ids)
         self._enqueued += len(message_ids)
         if len(self._pending) >= self._batch_size:
             self._urgent = True
@@ -116,7 +132,7 @@ class AckBatcher:
             self._on_flush(conn, {device_id for device_id, _ in batch})
 
     async def _delete_batch(self) -> None:
-        batch = self._pending[: max(self._batch_size, self._capacity)]
+        batch = self._pending[: self._max_batch]
         del self._pending[: len(batch)]
         self._urgent = len(self._pending) >= self._batch_size
         self._batch_started_at = trio.current_time() if self._pending else None
@@ -127,5 +143,11 @@ class AckBatcher:
             # The messages stay queued and are delivered again: at-least-once holds.
             log.warning("could not delete %d acknowledged messages: %s", len(batch), error)
         self._settled += len(batch)
+        for device_id, _ in batch:
+            left = self._waiting[device_id] - 1
+            if left:
+                self._waiting[device_id] = left
+            else:
+                del self._waiting[device_id]
         self._progress.set()
         self._progress = trio.Event()

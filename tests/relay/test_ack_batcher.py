@@ -140,6 +140,29 @@ async def test_a_full_buffer_applies_backpressure(db: Database, queue: Queue) ->
     assert await queue.count(queue.a) == 0
 
 
+async def test_one_device_s_full_buffer_does_not_hold_back_another(
+    db: Database, queue: Queue
+) -> None:
+    batcher = AckBatcher(db, batch_size=5, flush_interval=60, capacity=6)
+    await batcher.acknowledge(queue.a, (await queue.add(queue.a, 6)))
+    theirs = await queue.add(queue.b, 6)
+    with trio.fail_after(1):  # no flusher running: only a's buffer is full
+        await batcher.acknowledge(queue.b, theirs)
+
+
+async def test_a_batch_takes_at_most_max_batch_pairs(db: Database, queue: Queue) -> None:
+    batcher = AckBatcher(db, batch_size=2, flush_interval=60, capacity=10, max_batch=4)
+    ids = await queue.add(queue.a, 10)
+    await batcher.acknowledge(queue.a, ids)
+    stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run, stopping)
+        await batcher.flush()
+        stopping.set()
+    assert batcher.statements == 3  # 4 + 4 + 2
+    assert await queue.count(queue.a) == 0
+
+
 async def test_stopping_flushes_what_is_pending(db: Database, queue: Queue) -> None:
     batcher = AckBatcher(db, batch_size=100, flush_interval=60, capacity=1000)
     ids = await queue.add(queue.a, 3)
