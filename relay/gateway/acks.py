@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
+from operator import itemgetter
 
 import trio
 from sqlalchemy.engine import Connection
@@ -60,7 +62,7 @@ class AckBatcher:
         self._capacity = capacity
         self._max_batch = max(max_batch, batch_size)
         self._pending: list[Pair] = []
-        self._waiting: dict[uuid.UUID, int] = {}
+        self._waiting: Counter[uuid.UUID] = Counter()  # pending pairs per device
         self._batch_started_at: float | None = None
         self._urgent = False
         self._enqueued = 0
@@ -74,14 +76,15 @@ class AckBatcher:
         buffer is full."""
         if not message_ids:
             return
-        while (waiting := self._waiting.get(device_id, 0)) and waiting + len(
-            message_ids
-        ) > self._capacity:
+        # An empty buffer takes a frame of any size: it was bounded when it was read.
+        while device_id in self._waiting and (
+            self._waiting[device_id] + len(message_ids) > self._capacity
+        ):
             await self._progress.wait()
         if not self._pending:
             self._batch_started_at = trio.current_time()
         self._pending.extend((device_id, message_id) for message_id in message_ids)
-        self._waiting[device_id] = self._waiting.get(device_id, 0) + len(message_ids)
+        self._waiting[device_id] += len(message_ids)
         self._enqueued += len(message_ids)
         if len(self._pending) >= self._batch_size:
             self._urgent = True
@@ -126,28 +129,24 @@ class AckBatcher:
                 await self._work.wait()
             self._work = trio.Event()
 
-    def _delete(self, conn: Connection, batch: list[Pair]) -> None:
+    def _delete(self, conn: Connection, batch: list[Pair], devices: set[uuid.UUID]) -> None:
         messages.delete_acknowledged(conn, batch)
         if self._on_flush is not None:
-            self._on_flush(conn, {device_id for device_id, _ in batch})
+            self._on_flush(conn, devices)
 
     async def _delete_batch(self) -> None:
         batch = self._pending[: self._max_batch]
         del self._pending[: len(batch)]
+        per_device = Counter(map(itemgetter(0), batch))
         self._urgent = len(self._pending) >= self._batch_size
         self._batch_started_at = trio.current_time() if self._pending else None
         try:
-            await self._db.write(partial(self._delete, batch=batch))
+            await self._db.write(partial(self._delete, batch=batch, devices=set(per_device)))
             self.statements += 1
         except StorageError as error:
             # The messages stay queued and are delivered again: at-least-once holds.
             log.warning("could not delete %d acknowledged messages: %s", len(batch), error)
         self._settled += len(batch)
-        for device_id, _ in batch:
-            left = self._waiting[device_id] - 1
-            if left:
-                self._waiting[device_id] = left
-            else:
-                del self._waiting[device_id]
+        self._waiting -= per_device  # drops the devices left with nothing pending
         self._progress.set()
         self._progress = trio.Event()

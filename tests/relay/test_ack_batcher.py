@@ -140,11 +140,9 @@ async def test_a_full_buffer_applies_backpressure(db: Database, queue: Queue) ->
     assert await queue.count(queue.a) == 0
 
 
-async def test_one_device_s_full_buffer_does_not_hold_back_another(
-    db: Database, queue: Queue
-) -> None:
+async def test_a_full_buffer_holds_back_only_its_device(db: Database, queue: Queue) -> None:
     batcher = AckBatcher(db, batch_size=5, flush_interval=60, capacity=6)
-    await batcher.acknowledge(queue.a, (await queue.add(queue.a, 6)))
+    await batcher.acknowledge(queue.a, await queue.add(queue.a, 6))
     theirs = await queue.add(queue.b, 6)
     with trio.fail_after(1):  # no flusher running: only a's buffer is full
         await batcher.acknowledge(queue.b, theirs)
