@@ -131,6 +131,8 @@ class ApiApplication:
 
     asgi: EdgeMiddleware
     gateway: GatewayInterceptor
+    # Served by the lean HTTP/1.1 path (relay.lean_http): small bodies, whole responses.
+    lean_routes: frozenset[tuple[str, str]] = frozenset({("POST", MESSAGES_PATH)})
 
 
 def create_api_app(settings: Settings, services: Services) -> ApiApplication:

@@ -138,7 +138,9 @@ class Settings:
     )
     auto_migrate: bool = _setting(True, "apply pending database migrations at start-up")
     log_level: str = _setting("INFO", "debug, info, warning or error", parse=_parse_log_level)
-    access_log: bool = _setting(False, "log one line per HTTP request")
+    access_log: bool = _setting(
+        False, "log one line per HTTP request (message sends then skip the lean HTTP path)"
+    )
     ttl_days: int = _setting(30, "lifetime of messages and attachments, in days", minimum=0)
 
     # --- database pool -------------------------------------------------------------------

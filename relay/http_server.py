@@ -9,8 +9,10 @@ that a connection can be aborted: closing the socket wakes the blocked ``send_al
 an error, even inside a shielded scope.
 
 Owning the accept loop also lets an :class:`Interceptor` take connections whose first
-request it wants (the WebSocket gateway) before hypercorn sees them; every other
-connection is handed to hypercorn with the bytes already read replayed in front.
+request it wants (the WebSocket gateway) before hypercorn sees them, and the lean path
+(:mod:`relay.lean_http`) serve connections that start with a hot route's request until
+one does not; every other connection (or the rest of one) is handed to hypercorn with the
+bytes already read replayed in front.
 
 Shutdown: stop accepting, tell keep-alive connections to close, give in-flight
 requests and sessions ``graceful_timeout`` to end on their own, then cancel them and
@@ -33,6 +35,8 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState, Framework, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
+
+from relay.lean_http import AsgiApp, LeanHttp, Route
 
 log = logging.getLogger("relay.http")
 
@@ -152,6 +156,12 @@ def _peer(stream: trio.SocketStream) -> Peer | None:
     return None if address is None else (str(address[0]), int(address[1]))
 
 
+def _server(stream: trio.SocketStream) -> Peer:
+    address = parse_socket_addr(stream.socket.family, stream.socket.getsockname())
+    assert address is not None  # a TCP listener's socket has an address
+    return (str(address[0]), int(address[1]))
+
+
 class OpenConnections:
     """The TCP connections a server has accepted and not yet closed."""
 
@@ -205,16 +215,21 @@ async def serve_http(
     *,
     shutdown_trigger: Callable[[], Awaitable[object]],
     interceptor: Interceptor | None = None,
+    lean_routes: frozenset[Route] = frozenset(),
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``config.bind`` until ``shutdown_trigger`` returns, then stop.
 
-    Reports the bound ``http://host:port`` URLs through ``task_status``.
+    ``lean_routes`` (method, path) are served by the lean path; ``app`` must then be an
+    ASGI 3 application. Reports the bound ``http://host:port`` URLs through
+    ``task_status``.
     """
     asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
     state: LifespanState = {}
     lifespan = Lifespan(asgi, config, state)
     context = WorkerContext(None)
+    lean = LeanHttp(cast("AsgiApp", app), config, state, lean_routes) if lean_routes else None
+    peeking = interceptor is not None or lean is not None
     sockets = config.create_sockets()
     listeners = []
     binds = []
@@ -226,16 +241,22 @@ async def serve_http(
     async def handle(stream: trio.SocketStream) -> None:
         peer = _peer(stream)
         with connections.track(stream, peer):
-            peeked = b"" if interceptor is None else await _peek_head(stream)
+            peeked = await _peek_head(stream) if peeking else b""
             replaying = PeekedStream(stream, peeked)
             head = parse_request_head(peeked)
-            if interceptor is not None and head is not None and interceptor.wants(head):
-                try:
+            try:
+                if interceptor is not None and head is not None and interceptor.wants(head):
                     await interceptor.serve(replaying, peer)
-                except Exception:
-                    # One connection's failure must never take the listener down.
-                    log.exception("connection from %s failed", peer)
-                    replaying.abort()
+                    return
+                if lean is not None and head is not None and lean.wants(head.method, head.path):
+                    rest = await lean.serve(stream, peeked, peer, _server(stream))
+                    if rest is None:
+                        return
+                    replaying = PeekedStream(stream, rest)
+            except Exception:
+                # One connection's failure must never take the listener down.
+                log.exception("connection from %s failed", peer)
+                replaying.abort()
                 return
             # TCPServer only needs a trio stream with a ``socket`` (and no TLS handshake).
             tcp = cast("trio.SSLStream[trio.SocketStream]", replaying)
@@ -256,6 +277,8 @@ async def serve_http(
                 for listener in listeners:
                     await listener.aclose()
                 await context.terminated.set()
+                if lean is not None:
+                    lean.stop()
                 deadline = trio.current_time() + config.graceful_timeout
                 handlers.cancel_scope.deadline = deadline
                 reaper.start_soon(_abort_all_at, connections, deadline)

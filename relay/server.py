@@ -133,6 +133,8 @@ async def run_server(
                         OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                         interceptor=api.gateway,
+                        # The access log is hypercorn's: with it on, it sees every request.
+                        lean_routes=frozenset() if settings.access_log else api.lean_routes,
                     )
                 )
                 management_binds = await listeners.start(

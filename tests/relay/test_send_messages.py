@@ -325,3 +325,34 @@ async def test_concurrent_sends_share_a_batch_without_mixing_up_outcomes(
     assert statuses == {"repeated": [200] * 5, "own": [200] * 5, "gone": [401]}
     assert set(repeated_bodies) == {b""}
     assert await pending(db, recipient) == 1 + 5
+
+
+async def test_a_send_is_answered_alike_on_the_lean_path(
+    relay: Listening, http: httpx.AsyncClient, db: Database
+) -> None:
+    """A connection that starts with a send is served by the lean HTTP path; one that
+    started with another request by hypercorn. Both answer every case the same."""
+    sender, recipient = await new_device(http), await new_device(http)
+    valid = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x"))
+    cases = [
+        (sender.headers, valid),
+        (sender.headers, b"\x00\x01\x02"),
+        ({}, valid),
+        ({"Authorization": "Bearer not-a-token"}, valid),
+    ]
+    for headers, body in cases:
+        key = str(uuid.uuid4())
+        answers = []
+        async with httpx.AsyncClient(base_url=relay.api_url) as fresh:
+            for client in (fresh, http):
+                answers.append(
+                    await client.post(
+                        "/v1/messages", content=body, headers={**headers, "Idempotency-Key": key}
+                    )
+                )
+        lean, hypercorn = answers
+        assert (lean.status_code, lean.content) == (hypercorn.status_code, hypercorn.content)
+        assert list(lean.headers) == list(hypercorn.headers)
+        assert lean.headers["x-request-id"] != hypercorn.headers["x-request-id"]
+    # The repeat under the same key was answered from the idempotency record.
+    assert await pending(db, recipient) == 1

@@ -1,0 +1,135 @@
+"""HTTP/1.1 framing for the lean path (:mod:`relay.lean_http`), sans-IO.
+
+Only the plain case is framed here: an ``HTTP/1.1`` request in origin form with exactly
+one ``Host``, a ``Content-Length`` body (or none) and no ``Transfer-Encoding``, ``Expect``
+or ``Upgrade``. Anything else raises :class:`NotPlain` and the connection goes to
+hypercorn, whose h11 parser decides (and answers errors) as it does for every other
+connection. The checks follow h11's grammar, so that a request framed here is one h11
+would have accepted with the same meaning.
+
+Responses are written as hypercorn's h11 writes them: ``HTTP/1.1 <status> `` with an
+empty reason, the application's headers in its order, then the server's own (``date``),
+then ``Connection: close`` (h11 title-cases the headers it sets) when the client asked
+for the connection to end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Headers = list[tuple[bytes, bytes]]
+
+# h11 stops buffering an incomplete request head at this size (hypercorn's default).
+MAX_HEAD_BYTES = 16 * 1024
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?")
+# Origin form, ASCII only: hypercorn decodes the path as ASCII.
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_HEAD_END = b"\r\n\r\n"
+
+
+class NotPlain(Exception):
+    """The request is not one the lean path frames; hypercorn takes the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A framed request head; its body is ``buffer[body_start:body_end]`` once received."""
+
+    method: str
+    raw_path: bytes
+    query_string: bytes
+    headers: Headers  # names lower-cased, values without surrounding whitespace
+    body_start: int
+    body_end: int
+    keep_alive: bool
+
+
+def parse_request(buffer: bytes | bytearray) -> Request | None:
+    """The request at the start of ``buffer``; None while its head is incomplete.
+
+    Raises :class:`NotPlain` for a request (or a partial head) the lean path leaves to
+    hypercorn.
+    """
+    end = buffer.find(_HEAD_END, 0, MAX_HEAD_BYTES + len(_HEAD_END))
+    if end < 0:
+        if len(buffer) >= MAX_HEAD_BYTES:
+            raise NotPlain("request head too large")
+        return None
+    lines = bytes(buffer[:end]).split(b"\r\n")
+    method, target, version = _request_line(lines[0])
+    headers: Headers = []
+    host = 0
+    length: int | None = None
+    keep_alive = True
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        value = value.strip(b" \t")
+        if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            raise NotPlain("header line h11 would judge")
+        name = name.lower()
+        if name == b"host":
+            host += 1
+        elif name == b"content-length":
+            if length is not None or not value.isdigit():
+                raise NotPlain("content-length h11 would judge")
+            length = int(value)
+        elif name == b"connection":
+            keep_alive = _keeps_alive(value) and keep_alive
+        elif name in (b"transfer-encoding", b"expect", b"upgrade"):
+            raise NotPlain(f"{name.decode()} is hypercorn's")
+        headers.append((name, value))
+    if version != b"HTTP/1.1" or host != 1:
+        raise NotPlain("not a plain HTTP/1.1 request")
+    path, _, query = target.partition(b"?")
+    body_start = end + len(_HEAD_END)
+    return Request(
+        method.decode("ascii"),
+        path,
+        query,
+        headers,
+        body_start,
+        body_start + (length or 0),
+        keep_alive,
+    )
+
+
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    parts = line.split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
+        raise NotPlain("request line h11 would judge")
+    return parts[0], parts[1], parts[2]
+
+
+def _keeps_alive(value: bytes) -> bool:
+    tokens = {token.strip().lower() for token in value.split(b",")}
+    if tokens - {b"close", b"keep-alive"}:
+        raise NotPlain("connection options are hypercorn's")
+    return b"close" not in tokens
+
+
+def encode_response(
+    status: int, headers: Headers, body: bytes, server_headers: Headers, *, close: bool
+) -> bytes:
+    """A whole response as h11 would write it; chunked if ``headers`` declare no length.
+
+    ``close`` is for a client that asked for it: h11 then replaces any ``connection``
+    header with its own.
+    """
+    chunked = not any(name.lower() == b"content-length" for name, _ in headers)
+    lines = [b"HTTP/1.1 %d \r\n" % status]
+    for name, value in (*headers, *server_headers):
+        if not (close and name.lower() == b"connection"):
+            lines.append(name + b": " + value + b"\r\n")
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    if close:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    if chunked:
+        lines.append((b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n")
+    else:
+        lines.append(body)
+    return b"".join(lines)
