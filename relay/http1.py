@@ -24,9 +24,15 @@ Headers = list[tuple[bytes, bytes]]
 MAX_HEAD_BYTES = 16 * 1024
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?")
 # Origin form, ASCII only: hypercorn decodes the path as ASCII.
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) (/[\x21-\x7e]*) HTTP/1\.1")
+# The bytes h11 allows in a head: visible ASCII, obs-text, spaces and tabs, and CR LF
+# (only as line ends, checked apart).
+_HEAD_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F), *range(0x80, 0x100)])
+# Headers that decide the framing or hand the request over; all others pass as they are.
+_FRAMING = frozenset(
+    (b"host", b"content-length", b"connection", b"transfer-encoding", b"expect", b"upgrade")
+)
 _HEAD_END = b"\r\n\r\n"
 
 
@@ -58,18 +64,28 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
         if len(buffer) >= MAX_HEAD_BYTES:
             raise NotPlain("request head too large")
         return None
-    lines = bytes(buffer[:end]).split(b"\r\n")
-    method, target, version = _request_line(lines[0])
+    head = bytes(buffer[:end])
+    lines = head.split(b"\r\n")
+    breaks = len(lines) - 1
+    bare_breaks = head.count(b"\r") != breaks or head.count(b"\n") != breaks
+    if bare_breaks or head.translate(None, _HEAD_BYTES):
+        raise NotPlain("a byte h11 would judge")
+    line = _REQUEST_LINE.fullmatch(lines[0])
+    if line is None:
+        raise NotPlain("a request line h11 would judge")
+    method, target = line.groups()
     headers: Headers = []
+    for field in lines[1:]:
+        name, colon, value = field.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise NotPlain("a header line h11 would judge")
+        headers.append((name.lower(), value.strip(b" \t")))
     host = 0
     length: int | None = None
     keep_alive = True
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        value = value.strip(b" \t")
-        if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-            raise NotPlain("header line h11 would judge")
-        name = name.lower()
+    for name, value in headers:
+        if name not in _FRAMING:
+            continue
         if name == b"host":
             host += 1
         elif name == b"content-length":
@@ -78,11 +94,10 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
             length = int(value)
         elif name == b"connection":
             keep_alive = _keeps_alive(value) and keep_alive
-        elif name in (b"transfer-encoding", b"expect", b"upgrade"):
+        else:
             raise NotPlain(f"{name.decode()} is hypercorn's")
-        headers.append((name, value))
-    if version != b"HTTP/1.1" or host != 1:
-        raise NotPlain("not a plain HTTP/1.1 request")
+    if host != 1:
+        raise NotPlain("not exactly one host")
     path, _, query = target.partition(b"?")
     body_start = end + len(_HEAD_END)
     return Request(
@@ -94,13 +109,6 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
         body_start + (length or 0),
         keep_alive,
     )
-
-
-def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
-    parts = line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
-        raise NotPlain("request line h11 would judge")
-    return parts[0], parts[1], parts[2]
 
 
 def _keeps_alive(value: bytes) -> bool:
