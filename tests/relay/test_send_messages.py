@@ -356,3 +356,18 @@ async def test_a_send_is_answered_alike_on_the_lean_path(
         assert lean.headers["x-request-id"] != hypercorn.headers["x-request-id"]
     # The repeat under the same key was answered from the idempotency record.
     assert await pending(db, recipient) == 1
+
+
+@pytest.mark.settings(server_request_timeout_secs=1)
+async def test_a_slow_send_body_gets_an_empty_408_on_the_lean_path(
+    relay: Listening, http: httpx.AsyncClient
+) -> None:
+    # The connection starts with the send, so the lean path reads the body, within the
+    # request timeout as hypercorn would.
+    sender = await new_device(http)
+    headers = {**sender.headers, "Content-Length": "60", "x-request-id": "slow-send"}
+    head = upload_head("/v1/messages", headers)
+    response = await raw_request(relay.api_url, head, [(0.0, b"\x0a"), (5.0, b"x")])
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408")
+    assert b"x-request-id: slow-send" in rest.lower()
