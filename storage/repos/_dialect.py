@@ -3,7 +3,12 @@ cursor for the hot paths that bypass SQLAlchemy."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -12,15 +17,66 @@ from sqlalchemy.engine import Connection
 
 _IGNORING: dict[tuple[str, str], Any] = {}
 
+# Values per IN list or multi-row VALUES on the driver's cursor: far below SQLite's and
+# PostgreSQL's limits on bound parameters, whatever else the statement binds.
+DRIVER_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DriverValues:
+    """How one dialect's driver is spoken to: its placeholder, and UUIDs as it binds and
+    returns them (SQLite: the 16 bytes; PostgreSQL: ``uuid``). ``bind_raw_id`` binds an
+    id held as its 16 bytes."""
+
+    mark: str
+    bind_uuid: Callable[[uuid.UUID], Any]
+    load_uuid: Callable[[Any], uuid.UUID]
+    bind_raw_id: Callable[[bytes], Any]
+
+
+def _uuid_of(raw: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=raw)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+DRIVER_VALUES = {
+    "sqlite": DriverValues("?", attrgetter("bytes"), _uuid_of, bytes),
+    "postgresql": DriverValues("%s", _same, _same, _uuid_of),
+}
+
+
+def driver_values(conn: Connection) -> DriverValues:
+    """The :class:`DriverValues` of the database under ``conn``."""
+    return DRIVER_VALUES[conn.dialect.name]
+
 
 def driver_cursor(conn: Connection) -> Any:
     """A cursor of the DB-API connection under ``conn``, inside its transaction.
 
     For the few hot statements whose SQLAlchemy execution costs several times the SQL:
-    the caller writes the SQL per dialect (``?`` for sqlite3, ``%s`` for psycopg), binds
-    driver-level values and closes the cursor.
+    the caller writes the SQL per dialect (:func:`driver_values`), binds driver-level
+    values and closes the cursor (or uses :func:`driver_cursor_of`).
     """
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+@contextmanager
+def driver_cursor_of(conn: Connection) -> Iterator[Any]:
+    """:func:`driver_cursor`, closed when the block ends."""
+    cursor = driver_cursor(conn)
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+@functools.lru_cache(maxsize=256)
+def marks(mark: str, count: int) -> str:
+    """``count`` comma-separated placeholders, for an IN list."""
+    return ", ".join([mark] * count)
 
 
 def insert_ignoring_conflicts(

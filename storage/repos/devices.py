@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from storage.repos._dialect import DRIVER_CHUNK, driver_cursor_of, driver_values, marks
 from storage.schema import devices
 
 
@@ -88,11 +89,17 @@ def lock(conn: Connection, device_id: uuid.UUID) -> bool:
     return conn.execute(statement).first() is not None
 
 
-_EXISTING = select(devices.c.id).where(devices.c.id.in_(bindparam("ids", expanding=True)))
-
-
 def existing(conn: Connection, device_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these device ids exist."""
-    if not device_ids:
-        return set()
-    return set(conn.execute(_EXISTING, {"ids": list(device_ids)}).scalars())
+    """Which of these device ids exist (every send asks: on the driver's cursor)."""
+    values = driver_values(conn)
+    ids = [values.bind_uuid(device_id) for device_id in device_ids]
+    found: set[uuid.UUID] = set()
+    with driver_cursor_of(conn) as cursor:
+        for start in range(0, len(ids), DRIVER_CHUNK):
+            chunk = ids[start : start + DRIVER_CHUNK]
+            cursor.execute(_EXISTING.format(marks(values.mark, len(chunk))), chunk)
+            found.update(values.load_uuid(device_id) for (device_id,) in cursor.fetchall())
+    return found
+
+
+_EXISTING = "SELECT id FROM devices WHERE id IN ({})"  # placeholders only

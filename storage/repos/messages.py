@@ -6,13 +6,12 @@ import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from storage.repos._dialect import driver_cursor
+from storage.repos._dialect import DRIVER_CHUNK, DRIVER_VALUES, DriverValues, driver_cursor_of
 from storage.schema import messages
 
 
@@ -49,20 +48,18 @@ class _QueueSql:
     """The queue's hot statements in one dialect (insert, page reads, acknowledged
     deletes), run on the driver's cursor: SQLAlchemy's execution and result processing
     cost ~9x the SQL itself for a 50-row page on SQLite (20 against 2.2 µs per row) and
-    about doubled an insert. SQLite binds ids as their 16 bytes; PostgreSQL's are
-    ``uuid``, bound as ``UUID`` and read back as bytes by ``uuid_send``."""
+    about doubled an insert. PostgreSQL's ids are read back as bytes by ``uuid_send``."""
 
-    mark: str
+    values: DriverValues
     sizes: dict[bool, str]
     page: dict[bool, str]
     delete: str
-    bind_raw_id: Callable[[bytes], Any]
-    bind_uuid: Callable[[uuid.UUID], Any]
-    load_uuid: Callable[[Any], uuid.UUID]
 
 
-def _queue_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[str, Any]:
+def _queue_sql(values: DriverValues, length: str, raw_id: Callable[[str], str]) -> _QueueSql:
     # Built at import from the constants below only: nothing user-supplied reaches the SQL.
+    mark = values.mark
+
     def select(columns: str, after: bool) -> str:
         later = f" AND (created_at, id) > ({mark}, {mark})" if after else ""
         return (
@@ -71,29 +68,22 @@ def _queue_sql(mark: str, length: str, raw_id: Callable[[str], str]) -> dict[str
         )
 
     ids = ", ".join(raw_id(column) for column in ("id", "sender_id", "sender_device_id"))
-    return {
-        "mark": mark,
-        "sizes": {after: select(f"{length}(content)", after) for after in (False, True)},
-        "page": {after: select(f"{ids}, content, created_at", after) for after in (False, True)},
+    return _QueueSql(
+        values,
+        sizes={after: select(f"{length}(content)", after) for after in (False, True)},
+        page={after: select(f"{ids}, content, created_at", after) for after in (False, True)},
         # One primary-key lookup per acknowledged id: a row-value ``(device_id, id) IN
         # (...)`` made SQLite scan the whole queue for every batch.
-        "delete": f"DELETE FROM messages WHERE id = {mark} AND device_id = {mark}",  # noqa: S608
-    }
+        delete=f"DELETE FROM messages WHERE id = {mark} AND device_id = {mark}",  # noqa: S608
+    )
 
 
 _QUEUE_SQL = {
-    "sqlite": _QueueSql(
-        **_queue_sql("?", "length", str),
-        bind_raw_id=bytes,
-        bind_uuid=attrgetter("bytes"),
-        load_uuid=lambda raw: uuid.UUID(bytes=raw),
-    ),
-    "postgresql": _QueueSql(
-        **_queue_sql("%s", "octet_length", "uuid_send({})".format),
-        bind_raw_id=lambda raw: uuid.UUID(bytes=raw),
-        bind_uuid=lambda device_id: device_id,
-        load_uuid=lambda device_id: device_id,
-    ),
+    name: _queue_sql(DRIVER_VALUES[name], length, raw_id)
+    for name, length, raw_id in (
+        ("sqlite", "length", str),
+        ("postgresql", "octet_length", "uuid_send({})".format),
+    )
 }
 
 
@@ -129,12 +119,11 @@ def insert_from_senders(
     if not batch:
         return set()
     sql = _QUEUE_SQL[conn.dialect.name]
-    bind = sql.bind_uuid
+    bind = sql.values.bind_uuid
     inserted: set[Any] = set()
-    cursor = driver_cursor(conn)
-    try:
-        for start in range(0, len(batch), _INSERT_CHUNK):
-            chunk = batch[start : start + _INSERT_CHUNK]
+    with driver_cursor_of(conn) as cursor:
+        for start in range(0, len(batch), DRIVER_CHUNK):
+            chunk = batch[start : start + DRIVER_CHUNK]
             params: list[Any] = []
             for sender_id, sender_device_id, m in chunk:
                 params += (
@@ -147,16 +136,9 @@ def insert_from_senders(
                     created_at,
                     expires_at,
                 )
-            cursor.execute(_insert_sql(sql.mark, len(chunk)), params)
+            cursor.execute(_insert_sql(sql.values.mark, len(chunk)), params)
             inserted.update(device_id for (device_id,) in cursor.fetchall())
-    finally:
-        cursor.close()
-    return {sql.load_uuid(device_id) for device_id in inserted}
-
-
-# Rows per INSERT statement: 8 parameters each stays far below SQLite's and
-# PostgreSQL's limits on bound parameters.
-_INSERT_CHUNK = 500
+    return {sql.values.load_uuid(device_id) for device_id in inserted}
 
 
 @functools.lru_cache(maxsize=64)
@@ -196,11 +178,10 @@ def fetch_page(
     messages never loads more than it will send.
     """
     sql = _QUEUE_SQL[conn.dialect.name]
-    params: list[Any] = [sql.bind_uuid(device_id), now]
+    params: list[Any] = [sql.values.bind_uuid(device_id), now]
     if after is not None:
-        params += [after[0], sql.bind_raw_id(after[1])]
-    cursor = driver_cursor(conn)
-    try:
+        params += [after[0], sql.values.bind_raw_id(after[1])]
+    with driver_cursor_of(conn) as cursor:
         count, truncated = limit, False
         if max_bytes is not None:
             cursor.execute(sql.sizes[after is not None], (*params, limit))
@@ -213,8 +194,6 @@ def fetch_page(
         # in between may take a place: it is delivered now, the one it displaced next).
         cursor.execute(sql.page[after is not None], (*params, count))
         found = [PendingMessage(*row) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
     return Page(found, more=truncated or len(found) == limit)
 
 
@@ -234,15 +213,11 @@ def delete_acknowledged(conn: Connection, pairs: Sequence[tuple[uuid.UUID, bytes
     if not pairs:
         return 0
     sql = _QUEUE_SQL[conn.dialect.name]
-    rows = [
-        (sql.bind_raw_id(message_id), sql.bind_uuid(device_id)) for device_id, message_id in pairs
-    ]
-    cursor = driver_cursor(conn)
-    try:
+    bind_raw_id, bind_uuid = sql.values.bind_raw_id, sql.values.bind_uuid
+    rows = [(bind_raw_id(message_id), bind_uuid(device_id)) for device_id, message_id in pairs]
+    with driver_cursor_of(conn) as cursor:
         cursor.executemany(sql.delete, rows)
         return int(cursor.rowcount)
-    finally:
-        cursor.close()
 
 
 def delete_for_device(conn: Connection, device_id: uuid.UUID) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.repos import devices, idempotency, users
+from storage.repos._dialect import DRIVER_CHUNK
 from storage.repos.devices import DeviceRecord
 from storage.repos.users import UserRecord
 
@@ -62,3 +63,24 @@ async def test_a_live_record_is_kept_and_an_expired_one_replaced(db: Database) -
         return idempotency.lookup_many(conn, [(device, live), (device, expired)], now=later)
 
     assert await db.write(work) == {(device, live): b"kept", (device, expired): b"new"}
+
+
+async def test_batches_larger_than_a_driver_chunk_are_split(db: Database) -> None:
+    count = DRIVER_CHUNK + 20
+    ids = await _devices(db, count)
+    keys = [uuid.uuid4() for _ in ids]
+    now = now_us()
+
+    def work(conn: Connection) -> tuple[dict[tuple[uuid.UUID, uuid.UUID], bytes], set[uuid.UUID]]:
+        idempotency.store_many(
+            conn,
+            [(device, key, device.bytes) for device, key in zip(ids, keys, strict=True)],
+            now=now,
+            expires_at=now + 10**9,
+        )
+        found = idempotency.lookup_many(conn, list(zip(ids, keys, strict=True)), now=now)
+        return found, devices.existing(conn, {*ids, uuid.uuid4()})
+
+    found, known = await db.write(work)
+    assert found == {(device, key): device.bytes for device, key in zip(ids, keys, strict=True)}
+    assert known == set(ids)
