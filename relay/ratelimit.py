@@ -7,6 +7,7 @@ when, after spending a cell, the TAT is at most ``burst`` intervals ahead of now
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Iterable, Sequence
@@ -58,6 +59,9 @@ def retry_after_seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
+# Every request resolves its peer's address: parsing it anew cost more than the rate
+# limit's own check. Bounded, so many X-Forwarded-For values cannot grow it.
+@functools.lru_cache(maxsize=4096)
 def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(text.strip())

@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 
 DEFAULT_LEEWAY_SECS = 60
+# Verified tokens kept (by SHA-256) before the cache is emptied and starts again.
+VERIFIED_CACHE_SIZE = 4096
 _HEADER = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"HS256"}').rstrip(b"=")
 
 
@@ -74,6 +76,10 @@ class JwtCodec:
             raise ValueError("the JWT secret must not be empty")
         self._secret = secret
         self._leeway = leeway_secs
+        # A client sends the same access token with every request, and verifying it (two
+        # JSON documents, base64, an HMAC) costs more than a send's own work. Only the
+        # clock can change a verified token's answer, so expiry is checked on every use.
+        self._verified: dict[bytes, tuple[Claims, float]] = {}
 
     def _sign(self, signing_input: bytes) -> bytes:
         return hmac.new(self._secret, signing_input, hashlib.sha256).digest()
@@ -97,6 +103,20 @@ class JwtCodec:
             raw = token.encode("ascii")
         except UnicodeEncodeError:
             raise InvalidToken("token is not ASCII") from None
+        key = hashlib.sha256(raw).digest()
+        verified = self._verified.get(key)
+        if verified is None:
+            verified = self._verify(raw)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[key] = verified
+        claims, exp = verified
+        if exp < now - self._leeway:
+            raise InvalidToken("token expired")
+        return claims
+
+    def _verify(self, raw: bytes) -> tuple[Claims, float]:
+        """Everything but the expiry: the claims and ``exp``."""
         parts = raw.split(b".")
         if len(parts) != 3:
             raise InvalidToken("token does not have three segments")
@@ -111,13 +131,12 @@ class JwtCodec:
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise InvalidToken("exp claim missing or not a number")
-        if exp < now - self._leeway:
-            raise InvalidToken("token expired")
         if "aud" in claims:
             raise InvalidToken("unexpected audience")
         device = claims.get("device_id")
-        return Claims(
+        verified = Claims(
             user_id=_uuid_claim(claims.get("sub")),
             device_id=None if device is None else _uuid_claim(device),
             expires_at=int(exp),
         )
+        return verified, exp

@@ -9,7 +9,7 @@ import uuid
 import jwt as pyjwt
 import pytest
 
-from relay.crypto.jwt import InvalidToken, JwtCodec
+from relay.crypto.jwt import VERIFIED_CACHE_SIZE, InvalidToken, JwtCodec
 
 SECRET = b"k" * 64
 NOW = 1_800_000_000
@@ -99,3 +99,22 @@ def test_tampered_payload_is_rejected() -> None:
 def test_empty_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         JwtCodec(b"")
+
+
+def test_a_verified_token_does_not_vouch_for_another_signature() -> None:
+    fresh = JwtCodec(SECRET)
+    token = fresh.encode(uuid.uuid4(), None, NOW + 900)
+    fresh.decode(token, now=NOW)
+    signing_input, _, signature = token.rpartition(".")
+    forged = signing_input + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    with pytest.raises(InvalidToken, match="bad signature"):
+        fresh.decode(forged, now=NOW)
+    assert fresh.decode(token, now=NOW).expires_at == NOW + 900
+
+
+def test_the_verified_tokens_kept_are_bounded() -> None:
+    fresh = JwtCodec(SECRET)
+    tokens = [fresh.encode(uuid.uuid4(), None, NOW + 900) for _ in range(VERIFIED_CACHE_SIZE + 5)]
+    users = [fresh.decode(token, now=NOW).user_id for token in tokens]
+    assert len(fresh._verified) <= VERIFIED_CACHE_SIZE
+    assert [fresh.decode(token, now=NOW).user_id for token in tokens[:3]] == users[:3]
