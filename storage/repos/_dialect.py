@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
@@ -77,6 +77,24 @@ def driver_cursor_of(conn: Connection) -> Iterator[Any]:
 def marks(mark: str, count: int) -> str:
     """``count`` comma-separated placeholders, for an IN list."""
     return ", ".join([mark] * count)
+
+
+def present_uuids(
+    conn: Connection, table: Table, column: str, ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of ``ids`` appear in the UUID ``column`` of ``table`` (every send asks this
+    of its devices and of their push tokens: on the driver's cursor)."""
+    values = driver_values(conn)
+    bound = [values.bind_uuid(value) for value in ids]
+    found: set[uuid.UUID] = set()
+    # Names from the schema, values as placeholders: nothing user-supplied in the SQL.
+    select = f"SELECT {column} FROM {table.name} WHERE {column} IN ({{}})"  # noqa: S608
+    with driver_cursor_of(conn) as cursor:
+        for start in range(0, len(bound), DRIVER_CHUNK):
+            chunk = bound[start : start + DRIVER_CHUNK]
+            cursor.execute(select.format(marks(values.mark, len(chunk))), chunk)
+            found.update(values.load_uuid(value) for (value,) in cursor.fetchall())
+    return found
 
 
 def insert_ignoring_conflicts(

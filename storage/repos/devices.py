@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from storage.repos._dialect import DRIVER_CHUNK, driver_cursor_of, driver_values, marks
+from storage.repos._dialect import present_uuids
 from storage.schema import devices
 
 
@@ -90,16 +90,5 @@ def lock(conn: Connection, device_id: uuid.UUID) -> bool:
 
 
 def existing(conn: Connection, device_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these device ids exist (every send asks: on the driver's cursor)."""
-    values = driver_values(conn)
-    ids = [values.bind_uuid(device_id) for device_id in device_ids]
-    found: set[uuid.UUID] = set()
-    with driver_cursor_of(conn) as cursor:
-        for start in range(0, len(ids), DRIVER_CHUNK):
-            chunk = ids[start : start + DRIVER_CHUNK]
-            cursor.execute(_EXISTING.format(marks(values.mark, len(chunk))), chunk)
-            found.update(values.load_uuid(device_id) for (device_id,) in cursor.fetchall())
-    return found
-
-
-_EXISTING = "SELECT id FROM devices WHERE id IN ({})"  # placeholders only
+    """Which of these device ids exist."""
+    return present_uuids(conn, devices, "id", device_ids)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Table, and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
-from storage.repos._dialect import upsert
+from storage.repos._dialect import present_uuids, upsert
 from storage.schema import push_tokens
 
 
@@ -73,16 +73,9 @@ def of_devices(conn: Connection, device_ids: Sequence[uuid.UUID]) -> dict[uuid.U
     }
 
 
-_WITH_TOKENS = select(push_tokens.c.device_id).where(
-    push_tokens.c.device_id.in_(bindparam("ids", expanding=True))
-)
-
-
 def devices_with_tokens(conn: Connection, device_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     """Those of ``device_ids`` that have a push token."""
-    if not device_ids:
-        return []
-    return [row[0] for row in conn.execute(_WITH_TOKENS, {"ids": list(device_ids)})]
+    return list(present_uuids(conn, push_tokens, "device_id", device_ids))
 
 
 def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
