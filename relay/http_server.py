@@ -36,17 +36,13 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState, Framework, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
-from relay.lean_http import AsgiApp, LeanHttp, Route
+from relay.http1 import MAX_HEAD_BYTES
+from relay.lean_http import RECEIVE_BYTES, REQUEST_TIMEOUT_SECS, AsgiApp, LeanHttp, Route
 
 log = logging.getLogger("relay.http")
 
 Peer = tuple[str, int]
 Headers = list[tuple[bytes, bytes]]
-
-# A request head larger than this is not one an interceptor wants.
-MAX_HEAD_BYTES = 16 * 1024
-_HEAD_TIMEOUT_SECS = 10.0
-_RECEIVE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +135,9 @@ class PeekedStream(trio.abc.Stream):
 async def _peek_head(stream: trio.SocketStream) -> bytes:
     """Read until a request head is complete, the size limit, EOF or a timeout."""
     data = b""
-    with trio.move_on_after(_HEAD_TIMEOUT_SECS):
+    with trio.move_on_after(REQUEST_TIMEOUT_SECS):
         while b"\r\n\r\n" not in data and len(data) < MAX_HEAD_BYTES:
-            chunk = await stream.receive_some(_RECEIVE_BYTES)
+            chunk = await stream.receive_some(RECEIVE_BYTES)
             if not chunk:
                 break
             data += chunk

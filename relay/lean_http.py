@@ -43,9 +43,9 @@ AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
 # The hot routes' bodies are small: a larger one goes to hypercorn, which streams it
 # (this path holds a body in memory). The send limit (2 MiB) is served here.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-_RECEIVE_BYTES = 64 * 1024
-# A request's head and body, once begun, must arrive within this (as the first head).
-_REQUEST_TIMEOUT_SECS = 10.0
+RECEIVE_BYTES = 64 * 1024
+# A request's head and body, once begun, must arrive within this (the first head too).
+REQUEST_TIMEOUT_SECS = 10.0
 _DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
 _CONNECTION_CLOSE = (b"connection", b"close")
 
@@ -137,12 +137,12 @@ class _Connection:
         lean = self.lean
         if idle and lean.stopping:
             return False
-        timeout = lean.config.keep_alive_timeout if idle else _REQUEST_TIMEOUT_SECS
+        timeout = lean.config.keep_alive_timeout if idle else REQUEST_TIMEOUT_SECS
         with trio.move_on_after(timeout) as scope:
             if idle:
                 lean.idle_scopes.add(scope)
             try:
-                chunk = await self.stream.receive_some(_RECEIVE_BYTES)
+                chunk = await self.stream.receive_some(RECEIVE_BYTES)
             finally:
                 lean.idle_scopes.discard(scope)
         if scope.cancelled_caught or not chunk:
