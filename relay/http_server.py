@@ -144,18 +144,15 @@ async def _peek_head(stream: trio.SocketStream) -> bytes:
     return data
 
 
-def _peer(stream: trio.SocketStream) -> Peer | None:
+def _address(stream: trio.SocketStream, *, local: bool = False) -> Peer | None:
+    """The peer's address (or with ``local`` the server's), as hypercorn reports it."""
+    sock = stream.socket
     try:
-        address = parse_socket_addr(stream.socket.family, stream.socket.getpeername())
+        raw = sock.getsockname() if local else sock.getpeername()
     except OSError:  # the peer is already gone
         return None
+    address = parse_socket_addr(sock.family, raw)
     return None if address is None else (str(address[0]), int(address[1]))
-
-
-def _server(stream: trio.SocketStream) -> Peer:
-    address = parse_socket_addr(stream.socket.family, stream.socket.getsockname())
-    assert address is not None  # a TCP listener's socket has an address
-    return (str(address[0]), int(address[1]))
 
 
 class OpenConnections:
@@ -235,7 +232,7 @@ async def serve_http(
         binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
     async def handle(stream: trio.SocketStream) -> None:
-        peer = _peer(stream)
+        peer = _address(stream)
         with connections.track(stream, peer):
             peeked = await _peek_head(stream) if peeking else b""
             replaying = PeekedStream(stream, peeked)
@@ -245,7 +242,7 @@ async def serve_http(
                     await interceptor.serve(replaying, peer)
                     return
                 if lean is not None and head is not None and lean.wants(head.method, head.path):
-                    rest = await lean.serve(stream, peeked, peer, _server(stream))
+                    rest = await lean.serve(stream, peeked, peer, _address(stream, local=True))
                     if rest is None:
                         return
                     replaying = PeekedStream(stream, rest)

@@ -74,7 +74,11 @@ class LeanHttp:
             scope.cancel()
 
     async def serve(
-        self, stream: trio.abc.Stream, peeked: bytes, client: Address | None, server: Address
+        self,
+        stream: trio.abc.Stream,
+        peeked: bytes,
+        client: Address | None,
+        server: Address | None,
     ) -> bytes | None:
         """Serve requests from ``stream`` (whose first bytes were ``peeked``).
 
@@ -101,7 +105,7 @@ class _Connection:
         stream: trio.abc.Stream,
         buffer: bytearray,
         client: Address | None,
-        server: Address,
+        server: Address | None,
     ) -> None:
         self.lean = lean
         self.stream = stream

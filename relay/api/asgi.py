@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
-from relay.api.http import BODY_TOO_LARGE, Rejection
+from relay.api.http import BODY_INCOMPLETE, BODY_TOO_LARGE, Rejection
 from relay.errors import RelayError
 from storage.errors import StorageError
 
@@ -71,6 +71,7 @@ class StreamingRequest:
         self._receive = receive
         self._send = send
         self.response_started = False
+        self.body_complete = False  # the body's last part arrived (not a disconnect)
 
     def header(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lower case), if present."""
@@ -87,7 +88,8 @@ class StreamingRequest:
         return int(value)
 
     async def body(self) -> AsyncGenerator[bytes, None]:
-        """The body, one received chunk at a time, until its end or a disconnect."""
+        """The body, one received chunk at a time, until its end or a disconnect
+        (:attr:`body_complete` tells which)."""
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -96,10 +98,12 @@ class StreamingRequest:
                 if message["body"]:
                     yield bytes(message["body"])
                 if not message.get("more_body", False):
+                    self.body_complete = True
                     return
 
     async def whole_body(self, limit: int) -> bytes:
-        """The body in memory, or a plain-text 413 (as Quart answers) beyond ``limit``."""
+        """The body in memory; a plain-text 413 (as Quart answers) beyond ``limit``, a 400
+        when the client disconnected before its end."""
         declared = self.content_length()
         if declared is not None and declared > limit:
             raise Rejection(413, BODY_TOO_LARGE)
@@ -111,6 +115,9 @@ class StreamingRequest:
                 if size > limit:
                     raise Rejection(413, BODY_TOO_LARGE)
                 parts.append(chunk)
+        if not self.body_complete:
+            # The client went away mid-body: what arrived is not the request it meant.
+            raise Rejection(400, BODY_INCOMPLETE)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def start(self, status: int, headers: Headers) -> None:

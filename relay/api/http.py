@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
 BODY_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+BODY_INCOMPLETE = "Request body incomplete: the client disconnected"
 
 
 class Rejection(Exception):

@@ -371,3 +371,32 @@ async def test_a_slow_send_body_gets_an_empty_408_on_the_lean_path(
     status_line, _, rest = response.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 408")
     assert b"x-request-id: slow-send" in rest.lower()
+
+
+@pytest.mark.parametrize("fresh_connection", [True, False])
+async def test_a_body_cut_off_by_a_disconnect_does_nothing_under_its_key(
+    relay: Listening, http: httpx.AsyncClient, db: Database, fresh_connection: bool
+) -> None:
+    """A send whose client goes away mid-body is not a (shorter) send: a retry under the
+    same idempotency key is queued, not answered from a record of the cut-off one. Both
+    the lean path (a fresh connection) and hypercorn (after another request) are checked."""
+    sender, recipient = await new_device(http), await new_device(http)
+    key = str(uuid.uuid4())
+    body = _request((uuid.uuid4().bytes, recipient.id.bytes, b"x" * 200))
+    head = upload_head(
+        "/v1/messages",
+        {**sender.headers, "Idempotency-Key": key, "Content-Length": str(len(body))},
+    )
+    url = httpx.URL(relay.api_url)
+    assert url.port is not None
+    stream = await trio.open_tcp_stream(url.host, url.port)
+    async with stream:
+        if not fresh_connection:
+            await stream.send_all(b"GET /v1/nothing HTTP/1.1\r\nHost: relay\r\n\r\n")
+            assert (await stream.receive_some()).startswith(b"HTTP/1.1 404")
+        await stream.send_all(head + body[:-20])
+        await trio.sleep(0.2)
+    await trio.sleep(0.3)  # the server sees the disconnect
+    response = await post(http, sender, body, key)
+    assert response.status_code == 200
+    assert await pending(db, recipient) == 1
