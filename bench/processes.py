@@ -46,6 +46,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (whichever of its threads started them)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it has exited meanwhile
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of ``pid``."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

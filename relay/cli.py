@@ -27,6 +27,7 @@ from typing import Any
 from bench.scenarios import SCENARIOS
 from relay import __version__
 from relay.config import SETTINGS, SettingError, Settings, load_settings, unknown_variables
+from relay.logs import configure_logging
 
 # The server stack (trio, Quart, SQLAlchemy, Alembic) is imported by the commands that
 # need it, so that `--help`, `--version` and configuration errors answer at once.
@@ -142,18 +143,6 @@ def _add_keys_parser(commands: Any) -> None:
         _add_setting_flags(action)
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Alembic narrates every migration step at INFO; we log one summary line instead.
-    logging.getLogger("alembic").setLevel(
-        max(logging.WARNING, logging.getLevelName(settings.log_level))
-    )
-
-
 def _serve(settings: Settings) -> int:
     import trio
 
@@ -161,6 +150,10 @@ def _serve(settings: Settings) -> int:
     from relay.server import run_server
     from relay.services.registry import build_services
 
+    if settings.server_workers > 1:
+        from relay.supervisor import serve_workers
+
+        return serve_workers(settings)
     runtime = prepare(settings)
     db = open_database(settings, runtime)
     try:
@@ -358,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingError as error:
         print(f"relay: configuration error: {error}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    configure_logging(settings)
     for name in unknown_variables(os.environ):
         log.warning("ignoring unknown setting %s", name)
     from storage.errors import StorageError

@@ -173,6 +173,12 @@ class Settings:
         maximum=65535,
         flags=("--mgmt-port",),
     )
+    server_workers: int = _setting(
+        1,
+        "server processes sharing the API port (1: this process serves alone)",
+        minimum=1,
+        maximum=64,
+    )
     server_shutdown_timeout_secs: int = _setting(
         5, "seconds background work gets to finish at shutdown", minimum=0
     )

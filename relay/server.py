@@ -5,6 +5,11 @@ hypercorn's CLI) so that shutdown is ours: on SIGINT/SIGTERM gateway sessions cl
 1001, the listeners stop accepting and finish in-flight requests within
 ``SERVER_SHUTDOWN_TIMEOUT_SECS`` (then abort what is left), background workers are told
 to stop and get the same grace period to finish, and only then is anything cancelled.
+
+The same function runs each worker of a multi-process server (:mod:`relay.supervisor`):
+there the listening sockets are inherited, events reach peer workers through the
+:class:`~relay.gateway.peer_hub.PeerHub`, and only the first worker serves the
+management port and runs the periodic background work.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from relay.api.ops import ManagementApp
 from relay.app import create_api_app
 from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
+from relay.gateway.peer_hub import PeerHub
 from relay.http_server import OpenConnections, serve_http
 from relay.services.registry import Services
-from relay.workers import background_workers
+from relay.workers import Worker, background_workers
 
 log = logging.getLogger("relay")
 
@@ -34,7 +40,23 @@ class Listening:
     """Where the server ended up listening (ports may have been picked by the OS)."""
 
     api_url: str
-    management_url: str
+    management_url: str | None
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """This process's place among the workers of a multi-process server."""
+
+    index: int
+    count: int
+    api_fd: int
+    management_fd: int
+    hub: PeerHub
+
+    @property
+    def primary(self) -> bool:
+        """The first worker: management port, background work, start-up tasks."""
+        return self.index == 0
 
 
 def _bind(host: str, port: int) -> str:
@@ -99,12 +121,16 @@ async def run_server(
     *,
     shutdown: trio.Event,
     handle_signals: bool = False,
+    worker: WorkerSlot | None = None,
     task_status: trio.TaskStatus[Listening] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until ``shutdown`` is set (or a signal arrives), then stop gracefully."""
+    """Serve until ``shutdown`` is set (or a signal arrives), then stop gracefully
+    (``worker``: as that worker of a multi-process server)."""
     stopping = trio.Event()
-    await install_obscura_fcm(settings, services)
-    if settings.powerauth_open:
+    primary = worker is None or worker.primary
+    if primary:
+        await install_obscura_fcm(settings, services)
+    if settings.powerauth_open and primary:
         log.warning(
             "RELAY_POWERAUTH_OPEN: the PowerAuth push API accepts requests without an "
             "integrator key; expose it to trusted networks only"
@@ -114,22 +140,26 @@ async def run_server(
             root.start_soon(_watch_signals, shutdown)
         root.start_soon(_close_gateway_on, shutdown, services)
         async with trio.open_nursery() as workers:
-            for worker in [
-                *background_workers(settings, services),
-                services.acks.run,
-                services.writes.run,
-                services.reads.run,
-                services.powerauth.campaigns.run,
-            ]:
-                workers.start_soon(worker, stopping)
+            tasks: list[Worker] = [services.acks.run, services.writes.run, services.reads.run]
+            if primary:
+                tasks += [*background_workers(settings, services), services.powerauth.campaigns.run]
+            if worker is not None:
+                tasks.append(worker.hub.run)
+            for task in tasks:
+                workers.start_soon(task, stopping)
             await workers.start(partial(services.push.run, stopping))
             async with trio.open_nursery() as listeners:
                 api = create_api_app(settings, services)
+                api_config = hypercorn_config(settings, settings.server_port)
+                management_config = hypercorn_config(settings, settings.server_mgmt_port)
+                if worker is not None:
+                    api_config.bind = [f"fd://{worker.api_fd}"]
+                    management_config.bind = [f"fd://{worker.management_fd}"]
                 api_binds = await listeners.start(
                     partial(
                         serve_http,
                         api.asgi,
-                        hypercorn_config(settings, settings.server_port),
+                        api_config,
                         OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                         interceptor=api.gateway,
@@ -137,21 +167,23 @@ async def run_server(
                         lean_routes=frozenset() if settings.access_log else api.lean_routes,
                     )
                 )
-                management_binds = await listeners.start(
-                    partial(
-                        serve_http,
-                        ManagementApp(services.health),
-                        hypercorn_config(settings, settings.server_mgmt_port),
-                        OpenConnections(),
-                        shutdown_trigger=shutdown.wait,
+                management_url = None
+                if primary:
+                    management_binds = await listeners.start(
+                        partial(
+                            serve_http,
+                            ManagementApp(services.health),
+                            management_config,
+                            OpenConnections(),
+                            shutdown_trigger=shutdown.wait,
+                        )
                     )
-                )
-                listening = Listening(api_binds[0], management_binds[0])
-                log.info(
-                    "relay listening: API %s, management %s",
-                    listening.api_url,
-                    listening.management_url,
-                )
+                    management_url = management_binds[0]
+                listening = Listening(api_binds[0], management_url)
+                if worker is None:
+                    log.info("relay listening: API %s, management %s", api_binds[0], management_url)
+                else:
+                    log.debug("worker %d of %d listening", worker.index + 1, worker.count)
                 task_status.started(listening)
             # Listeners are closed and in-flight requests done: let workers finish.
             stopping.set()

@@ -5,7 +5,8 @@ over, pre-keys running low); sessions subscribe per device. Events carry no payl
 woken session reads what it needs from the database, so a notification that is lost or
 merged costs nothing but a later read. That is also what lets another implementation
 (PostgreSQL ``LISTEN/NOTIFY`` between nodes) replace :class:`LocalHub` without any change
-to the gateway, which only sees the :class:`Hub` protocol.
+to the gateway, which only sees the :class:`Hub` protocol; between the worker processes
+of one server it is :class:`~relay.gateway.peer_hub.PeerHub`.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Hub(Protocol):
 
     async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
         """These devices' one-time pre-keys fell below the refill threshold."""
+
+    def session_count(self) -> int:
+        """How many sessions are subscribed in this process."""
 
 
 class LocalHub:

@@ -14,7 +14,7 @@ from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
 from relay.crypto.sealing import Vault, new_key
 from relay.gateway.acks import AckBatcher
-from relay.gateway.hub import LocalHub
+from relay.gateway.hub import Hub, LocalHub
 from relay.gateway.session import Gateway, GatewayConfig
 from relay.services.api_keys import ApiKeyService
 from relay.services.attachments import AttachmentService
@@ -82,7 +82,7 @@ class Services:
     attachments: AttachmentService
     backups: BackupService
     health: HealthService
-    hub: LocalHub
+    hub: Hub
     acks: AckBatcher
     gateway: Gateway
     blobs: BlobStore
@@ -141,10 +141,12 @@ def build_services(
     *,
     push_key: bytes | None = None,
     push: PushConfig | None = None,
+    hub: Hub | None = None,
 ) -> Services:
     """Wire the services for ``settings`` (``push_key``: the server key sealing push
-    secrets; a random one when not given, as in tests)."""
-    hub = LocalHub()
+    secrets; a random one when not given, as in tests; ``hub``: an in-process one when not
+    given)."""
+    hub = hub or LocalHub()
     blobs = FilesystemBlobStore(blob_root)
     vault = Vault(push_key or new_key())
     wakeups = Wakeups(

@@ -1,0 +1,132 @@
+"""``RELAY_SERVER_WORKERS``: worker processes sharing the API port, end to end against the
+real ``relay serve`` (on the database under test)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed
+
+from bench.processes import child_pids
+from relay.client import DeviceKeys, GatewayConnection, PreKeyStatus, connect_gateway
+from storage.db import Database
+from tests.e2e.process import Serving, relay_process
+from tests.factories import Device, new_device
+from tests.messaging import pending_is, receive_envelopes, send_numbered
+from tests.waiting import until
+
+_ESTABLISHED = "01"
+
+
+def _workers(server: Serving) -> list[int]:
+    return child_pids(server.process.pid)
+
+
+def _holder(workers: list[int], server_port: int, client_port: int) -> int:
+    """Which worker holds the server side of the connection from ``client_port``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if (
+            state == _ESTABLISHED
+            and int(local.split(":")[1], 16) == server_port
+            and int(remote.split(":")[1], 16) == client_port
+        ):
+            inodes.add(f"socket:[{inode}]")
+    for worker in workers:
+        fds = Path(f"/proc/{worker}/fd")
+        if any(os.readlink(fd) in inodes for fd in fds.iterdir()):
+            return worker
+    raise AssertionError(f"no worker holds the connection from port {client_port}")
+
+
+async def _drain(gateway: GatewayConnection) -> None:
+    """Read until the connection closes; nothing but pre-key statuses may come first."""
+    while True:
+        event = await gateway.next_event()
+        assert isinstance(event, PreKeyStatus), f"unexpected {event!r}"
+
+
+async def _sessions_in_every_worker(
+    stack: AsyncExitStack, http: httpx.AsyncClient, server: Serving
+) -> list[tuple[Device, GatewayConnection, int]]:
+    """Devices with open gateways until every worker holds at least one (the kernel
+    decides which worker accepts a connection)."""
+    workers = _workers(server)
+    port = urlsplit(server.api).port
+    assert port is not None
+    held: list[tuple[Device, GatewayConnection, int]] = []
+    for _ in range(100):
+        device = await new_device(http, one_time_pre_keys=25)
+        gateway = await stack.enter_async_context(connect_gateway(device.client))
+        held.append((device, gateway, _holder(workers, port, gateway.websocket.local.port)))
+        if {worker for _, _, worker in held} == set(workers):
+            return held
+    raise AssertionError("every gateway connection went to the same worker")
+
+
+async def test_workers_share_the_port_and_events_cross_processes(
+    tmp_path: Path, database_url: str, db: Database
+) -> None:
+    with relay_process(tmp_path, database_url, server_workers="2") as server:
+        assert len(_workers(server)) == 2
+        assert "2 worker processes" in server.startup_log
+        async with httpx.AsyncClient(base_url=server.api, timeout=30) as http:
+            sender = await new_device(http)
+            async with AsyncExitStack() as stack:
+                held = await _sessions_in_every_worker(stack, http, server)
+                # Whichever worker takes a send, every session is woken.
+                for device, _, _ in held:
+                    await send_numbered(sender, device, 3)
+                for _, gateway, _ in held:
+                    batches = await receive_envelopes(gateway, 3)
+                    await gateway.ack([e.id for batch in batches for e in batch])
+                for device, _, _ in held:
+                    await until(lambda device=device: pending_is(db, device, 0), seconds=10)
+
+                # A take-over closes the device's sessions in every worker.
+                device, _, _ = held[0]
+                elsewhere = await stack.enter_async_context(connect_gateway(device.client))
+                await device.client.upload_keys(
+                    DeviceKeys.generate(one_time_pre_keys=25).upload_json(include_identity=True)
+                )
+                for gateway in (held[0][1], elsewhere):
+                    with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                        await _drain(gateway)
+                    assert closed.value.reason.code == 1000
+
+            async with httpx.AsyncClient(base_url=server.management) as management:
+                assert (await management.get("/readyz")).status_code == 200
+
+            # Shutdown reaches every worker: open sessions close with 1001.
+            async with AsyncExitStack() as stack:
+                held = await _sessions_in_every_worker(stack, http, server)
+                async with trio.open_nursery() as nursery:
+
+                    async def stop() -> None:
+                        log, _ = await trio.to_thread.run_sync(server.stop)
+                        assert "relay stopped" in log
+
+                    nursery.start_soon(stop)
+                    for _, gateway, _ in held:
+                        with trio.fail_after(15), pytest.raises(ConnectionClosed) as closed:
+                            await _drain(gateway)
+                        assert closed.value.reason.code == 1001
+
+
+def test_a_worker_that_dies_stops_the_server(tmp_path: Path, database_url: str) -> None:
+    with relay_process(tmp_path, database_url, server_workers="2") as server:
+        first, second = _workers(server)
+        os.kill(second, signal.SIGKILL)
+        server.process.wait(timeout=30)
+        assert server.process.returncode == 1
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)
