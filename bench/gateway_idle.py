@@ -1,17 +1,25 @@
 """``relay bench gateway-idle``: K idle gateway connections.
 
-K devices connect and stay idle; the server's resident memory is read before and after
-(``/proc``), giving memory per connection. Then one message is sent to each device (POSTs
-of 100 submissions to 100 devices) and the time until every device received its message
-is the fan-out time. The open-file limit is raised for this process and the server (the
-hard limit too, when running as root).
+K devices connect and stay idle; the server's resident memory (every process of it) is
+read before and after (``/proc``), giving memory per connection. Then one message is
+sent to each device (POSTs of 100 submissions to 100 devices) and the time until every
+device received its message is the fan-out time.
+
+A process holds at most as many sockets as its open-file limit (20,000 on the project
+machine, and raising the hard limit needs ``CAP_SYS_RESOURCE``), so beyond that both sides
+take several processes: the server runs ``--workers`` worker processes sharing the port
+(``RELAY_SERVER_WORKERS``), the client ``--client-processes`` holders
+(:mod:`bench.idle_holder`). The open-file limit is raised as far as allowed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,15 +28,15 @@ from typing import Any
 import httpx
 import trio
 
-from bench import report
+from bench import idle_holder, report
 from bench.http1 import Connection
-from bench.processes import cpu_seconds, relay_server, rss_bytes
+from bench.processes import child_pids, cpu_seconds, relay_server, rss_bytes
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
-from relay.client import connect_gateway
 
 RUN_TIMEOUT_SECS = 1800
-CONNECT_CONCURRENCY = 64
 SETTLE_SECS = 2.0
+# Connections a holder process takes, well under the usual 20,000 open-file limit.
+CONNECTIONS_PER_HOLDER = 10_000
 _POST_BATCH = 100
 _SENDERS = 4
 
@@ -46,34 +54,80 @@ def raise_file_limit(wanted: int) -> int:
     return max(soft, target)
 
 
+def _server_pids(pid: int) -> list[int]:
+    return [pid, *child_pids(pid)]
+
+
+def server_rss(pid: int) -> int:
+    """Resident memory of the server: the process and its workers."""
+    return sum(rss_bytes(each) for each in _server_pids(pid))
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server: the process and its workers."""
+    return sum(cpu_seconds(each) for each in _server_pids(pid))
+
+
+class Holder:
+    """One :mod:`bench.idle_holder` process and its devices."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._buffer = b""
+
+    @classmethod
+    async def start(cls, api: str, devices: list[BenchDevice]) -> Holder:
+        """Start a holder for ``devices``."""
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "bench.idle_holder"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        sessions = []
+        for device in devices:
+            session = device.client.session
+            assert session is not None
+            sessions.append(
+                [session.token, session.refresh_token, session.expires_at, str(device.id)]
+            )
+        assert process.stdin is not None
+        plan = json.dumps({"api": api, "sessions": sessions}) + "\n"
+        await process.stdin.send_all(plan.encode())
+        return cls(process)
+
+    async def said(self, expected: str) -> None:
+        """Wait for the holder to report ``expected``."""
+        assert self.process.stdout is not None
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some()
+            if not chunk:
+                raise RuntimeError(f"a gateway holder exited before saying {expected!r}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        if line.decode() != expected:
+            raise RuntimeError(f"a gateway holder said {line!r}, not {expected!r}")
+
+    async def stop(self) -> None:
+        """Close its connections and wait for it to exit."""
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        with trio.move_on_after(60):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def _all(holders: list[Holder], expected: str) -> None:
+    async with trio.open_nursery() as nursery:
+        for holder in holders:
+            nursery.start_soon(holder.said, expected)
+
+
 async def one_run(
-    api: str, pid: int, sender: BenchDevice, devices: list[BenchDevice]
+    api: str, pid: int, sender: BenchDevice, devices: list[BenchDevice], holders: int
 ) -> dict[str, float]:
     """Connect every device, measure memory, fan one message out to all."""
-    connected = 0
-    received = 0
-    all_connected = trio.Event()
-    all_received = trio.Event()
-    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
-    memory_before = rss_bytes(pid)
-
-    async def hold(device: BenchDevice) -> None:
-        nonlocal connected, received
-        async with limiter:
-            context = connect_gateway(device.client)
-            gateway = await context.__aenter__()
-        try:
-            connected += 1
-            if connected == len(devices):
-                all_connected.set()
-            async for envelopes in gateway.batches():
-                await gateway.ack([envelope.id for envelope in envelopes])
-                received += len(envelopes)
-                if received >= len(devices):
-                    all_received.set()
-        finally:
-            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await context.__aexit__(None, None, None)
 
     async def send(part: list[BenchDevice]) -> None:
         host, port = address(api)
@@ -87,23 +141,29 @@ async def one_run(
         finally:
             await connection.aclose()
 
+    memory_before = server_rss(pid)
+    started_holders: list[Holder] = []
     with trio.fail_after(RUN_TIMEOUT_SECS):
-        async with trio.open_nursery() as nursery:
+        try:
             connect_started = time.perf_counter()
-            for device in devices:
-                nursery.start_soon(hold, device)
-            await all_connected.wait()
+            for index in range(holders):
+                started_holders.append(await Holder.start(api, devices[index::holders]))
+            await _all(started_holders, idle_holder.CONNECTED)
             connect_seconds = time.perf_counter() - connect_started
             await trio.sleep(SETTLE_SECS)
-            memory_after = rss_bytes(pid)
-            cpu, started = cpu_seconds(pid), time.perf_counter()
-            async with trio.open_nursery() as senders:
-                for index in range(_SENDERS):
-                    senders.start_soon(send, devices[index::_SENDERS])
-            await all_received.wait()
+            memory_after = server_rss(pid)
+            cpu, started = server_cpu(pid), time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_all, started_holders, idle_holder.RECEIVED)
+                async with trio.open_nursery() as senders:
+                    for index in range(_SENDERS):
+                        senders.start_soon(send, devices[index::_SENDERS])
             fan_out = time.perf_counter() - started
-            cpu_used = cpu_seconds(pid) - cpu
-            nursery.cancel_scope.cancel()
+            cpu_used = server_cpu(pid) - cpu
+        finally:
+            with trio.CancelScope(shield=True):
+                for holder in started_holders:
+                    await holder.stop()
     count = len(devices)
     return {
         "connections": float(count),
@@ -123,9 +183,15 @@ async def run(args: argparse.Namespace, api: str, pid: int) -> list[dict[str, An
         samples = []
         with report.progress("gateway-idle", args.repetitions) as step:
             for repetition in range(args.repetitions):
-                sample = await one_run(api, pid, sender, devices)
+                sample = await one_run(api, pid, sender, devices, args.client_processes)
                 samples.append(
-                    {"variant": f"{args.connections} idle", "repetition": repetition, **sample}
+                    {
+                        "variant": f"{args.connections} idle, {args.workers} workers",
+                        "repetition": repetition,
+                        "workers": args.workers,
+                        "client_processes": args.client_processes,
+                        **sample,
+                    }
                 )
                 step.advance(
                     f"{sample['memory_kb_per_connection']:.1f} KB/conn, "
@@ -141,21 +207,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=int, default=20000)
     parser.add_argument("--repetitions", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server worker processes (RELAY_SERVER_WORKERS)"
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=0,
+        help=f"gateway holder processes (default: one per {CONNECTIONS_PER_HOLDER:,} connections)",
+    )
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
     if args.quick:
-        args.connections, args.repetitions = 20, 1
+        args.connections, args.repetitions, args.client_processes = 20, 1, 2
     if not 1 <= args.connections <= 60_000:
         parser.error("connections must be 1..60000")
-    limit = raise_file_limit(args.connections + 1024)
-    if limit < args.connections + 256:
-        parser.error(f"the open-file limit ({limit}) is too low for {args.connections} connections")
+    if not 1 <= args.workers <= 16:
+        parser.error("workers must be 1..16")
+    if args.client_processes == 0:
+        args.client_processes = math.ceil(args.connections / CONNECTIONS_PER_HOLDER)
+    if not 1 <= args.client_processes <= args.connections:
+        parser.error("client-processes must be 1..connections")
+    # Each process needs its share of the connections, plus some for itself.
+    needed = math.ceil(args.connections / min(args.workers, args.client_processes)) + 256
+    limit = raise_file_limit(needed + 768)
+    if limit < needed:
+        parser.error(
+            f"the open-file limit ({limit}) is too low for {args.connections} connections "
+            f"over {args.workers} workers and {args.client_processes} client processes"
+        )
     with tempfile.TemporaryDirectory() as data:
         settings = {
             "data_dir": data,
             "auth_max_devices_per_user": str(args.connections + 1),
             "ws_ping_interval_secs": "60",
+            "server_workers": str(args.workers),
         }
         with relay_server(settings) as server:
             samples = trio.run(run, args, server.api, server.pid)

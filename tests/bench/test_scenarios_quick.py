@@ -37,6 +37,8 @@ def test_gateway_idle(tmp_path: Path) -> None:
     report = run_quick("gateway-idle", tmp_path)
     (sample,) = report["samples"]
     assert sample["connections"] == 20
+    # Two server workers and two client processes: the layout of the full run.
+    assert (sample["workers"], sample["client_processes"]) == (2, 2)
     assert sample["fan_out_seconds"] > 0
     assert sample["server_rss_mb"] > 1
 
