@@ -30,7 +30,7 @@ import trio
 
 from bench import idle_holder, report
 from bench.http1 import Connection
-from bench.processes import child_pids, cpu_seconds, relay_server, rss_bytes
+from bench.processes import relay_server, server_cpu_seconds, server_rss_bytes
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 
 RUN_TIMEOUT_SECS = 1800
@@ -52,20 +52,6 @@ def raise_file_limit(wanted: int) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return max(soft, target)
-
-
-def _server_pids(pid: int) -> list[int]:
-    return [pid, *child_pids(pid)]
-
-
-def server_rss(pid: int) -> int:
-    """Resident memory of the server: the process and its workers."""
-    return sum(rss_bytes(each) for each in _server_pids(pid))
-
-
-def server_cpu(pid: int) -> float:
-    """CPU seconds of the server: the process and its workers."""
-    return sum(cpu_seconds(each) for each in _server_pids(pid))
 
 
 class Holder:
@@ -141,7 +127,7 @@ async def one_run(
         finally:
             await connection.aclose()
 
-    memory_before = server_rss(pid)
+    memory_before = server_rss_bytes(pid)
     started_holders: list[Holder] = []
     with trio.fail_after(RUN_TIMEOUT_SECS):
         try:
@@ -151,15 +137,15 @@ async def one_run(
             await _all(started_holders, idle_holder.CONNECTED)
             connect_seconds = time.perf_counter() - connect_started
             await trio.sleep(SETTLE_SECS)
-            memory_after = server_rss(pid)
-            cpu, started = server_cpu(pid), time.perf_counter()
+            memory_after = server_rss_bytes(pid)
+            cpu, started = server_cpu_seconds(pid), time.perf_counter()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_all, started_holders, idle_holder.RECEIVED)
                 async with trio.open_nursery() as senders:
                     for index in range(_SENDERS):
                         senders.start_soon(send, devices[index::_SENDERS])
             fan_out = time.perf_counter() - started
-            cpu_used = server_cpu(pid) - cpu
+            cpu_used = server_cpu_seconds(pid) - cpu
         finally:
             with trio.CancelScope(shield=True):
                 for holder in started_holders:

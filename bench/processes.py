@@ -69,6 +69,16 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a server: ``pid`` and its worker processes."""
+    return sum(cpu_seconds(each) for each in (pid, *child_pids(pid)))
+
+
+def server_rss_bytes(pid: int) -> int:
+    """Resident memory of a server: ``pid`` and its worker processes."""
+    return sum(rss_bytes(each) for each in (pid, *child_pids(pid)))
+
+
 def environment(settings: dict[str, str]) -> dict[str, str]:
     """This environment without relay settings, plus ``RELAY_<NAME>`` for ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "OBSCURA_"))}
@@ -135,7 +145,12 @@ def relay_server(settings: dict[str, str]) -> Iterator[Server]:
             raise StartError("relay serve exited before listening:\n" + "".join(log[-20:]))
         stderr = process.stderr
         threading.Thread(target=lambda: log.extend(stderr), daemon=True).start()
-        yield Server(match.group(1), process, log)
+        try:
+            yield Server(match.group(1), process, log)
+        except BaseException:
+            # What the server said is the first thing to read when a scenario fails.
+            sys.stderr.write("relay serve's last log lines:\n" + "".join(log[-40:]))
+            raise
     finally:
         if process.poll() is None:
             process.terminate()

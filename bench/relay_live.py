@@ -21,7 +21,7 @@ import trio
 
 from bench import report
 from bench.http1 import Connection
-from bench.processes import cpu_seconds, relay_server
+from bench.processes import relay_server, server_cpu_seconds
 from bench.relay_clients import BenchDevice, address, new_devices, send_request, sequence_of
 from relay.client import connect_gateway
 
@@ -97,12 +97,12 @@ async def one_run(
             for _, receiver in pairs:
                 receivers.start_soon(receive, receiver)
             await ready.wait()
-            cpu, started = cpu_seconds(pid), time.perf_counter()
+            cpu, started = server_cpu_seconds(pid), time.perf_counter()
             async with trio.open_nursery() as senders:
                 for index in range(len(pairs)):
                     senders.start_soon(send, index)
             await everything.wait()
-            elapsed, cpu_used = time.perf_counter() - started, cpu_seconds(pid) - cpu
+            elapsed, cpu_used = time.perf_counter() - started, server_cpu_seconds(pid) - cpu
             receivers.cancel_scope.cancel()
     return {
         "messages": float(total),
@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=500, help="messages per pair per run")
     parser.add_argument("--batches", default="1,50", help="submissions per POST, comma-separated")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server worker processes (RELAY_SERVER_WORKERS)"
+    )
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
@@ -156,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pairs must be 1..500 and messages 1..100000")
     if not args.batches or not all(1 <= batch <= 100 for batch in args.batches):
         parser.error("batches must be 1..100 submissions")
-    with tempfile.TemporaryDirectory() as data, relay_server({"data_dir": data}) as server:
+    if not 1 <= args.workers <= 16:
+        parser.error("workers must be 1..16")
+    with (
+        tempfile.TemporaryDirectory() as data,
+        relay_server({"data_dir": data, "server_workers": str(args.workers)}) as server,
+    ):
         samples = trio.run(run, args, server.api, server.pid)
     results = report.by_variant(
         sorted(samples, key=lambda sample: int(sample["variant"].split()[0]))

@@ -140,9 +140,16 @@ async def run_server(
             root.start_soon(_watch_signals, shutdown)
         root.start_soon(_close_gateway_on, shutdown, services)
         async with trio.open_nursery() as workers:
-            tasks: list[Worker] = [services.acks.run, services.writes.run, services.reads.run]
+            # Campaign pages and push jobs are claimed compare-and-set and leased: every
+            # worker may take them. The periodic clean-ups run once, in the first.
+            tasks: list[Worker] = [
+                services.acks.run,
+                services.writes.run,
+                services.reads.run,
+                services.powerauth.campaigns.run,
+            ]
             if primary:
-                tasks += [*background_workers(settings, services), services.powerauth.campaigns.run]
+                tasks += background_workers(settings, services)
             if worker is not None:
                 tasks.append(worker.hub.run)
             for task in tasks:

@@ -3,10 +3,11 @@
 With ``RELAY_SERVER_WORKERS`` above 1 a device's gateway session may live in another
 process than the request that queued its messages. Each worker owns one Unix datagram
 socket, its *inbox*, and holds a socket connected to every peer's inbox; an event is
-applied to this process's sessions, then sent to every peer, which applies it to its own.
-The supervisor binds every inbox before any worker starts, so an event sent to a worker
-that is still starting waits in its queue instead of being lost. A connected datagram
-socket blocks its sender while the peer's queue is full: that is the backpressure.
+applied to this process's sessions, then handed to one sender task per peer, which
+applies it to its own. The supervisor binds every inbox before any worker starts, so an
+event sent to a worker that is still starting waits in its queue instead of being lost.
+A connected datagram socket blocks its sender while the peer's queue is full; meanwhile
+further events for that peer merge (:class:`_Peer`), which is the backpressure.
 
 Events carry device ids only, as in :class:`~relay.gateway.hub.LocalHub`: a datagram is
 one kind byte followed by 16-byte UUIDs. The encoding is sans-IO (:func:`encode_events`,
@@ -30,9 +31,6 @@ log = logging.getLogger("relay.gateway")
 
 # 16 KiB of ids a datagram: far below the Unix datagram limit (the socket buffer).
 MAX_IDS_PER_DATAGRAM = 1024
-# A peer that cannot take an event for this long is stuck; its sessions read their
-# queues at their next wake-up or reconnection instead.
-SEND_TIMEOUT_SECS = 2.0
 _RECEIVE_BYTES = 1 + 16 * MAX_IDS_PER_DATAGRAM
 
 
@@ -74,14 +72,54 @@ def bind_inbox(group: str, index: int) -> socket.socket:
     return inbox
 
 
+class _Peer:
+    """What is still to be told to one peer: device ids by event kind, merged.
+
+    A set per kind instead of a queue: under load, or while the peer is slow to read,
+    events for the same device merge, so memory is bounded by the number of devices and
+    the request that published an event never waits for a peer.
+    """
+
+    def __init__(self, address: bytes) -> None:
+        self.address = address
+        self.pending: dict[EventKind, set[uuid.UUID]] = {kind: set() for kind in EventKind}
+        self.gone = False
+        self._wake = trio.Event()
+
+    def add(self, kind: EventKind, devices: Iterable[uuid.UUID]) -> None:
+        if not self.gone:
+            self.pending[kind].update(devices)
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, then send whatever is pending until the peer is gone (or cancelled)."""
+        with trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            await sock.connect(self.address)
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                for kind, devices in self.pending.items():
+                    if not devices:
+                        continue
+                    self.pending[kind] = set()
+                    try:
+                        for datagram in encode_events(kind, list(devices)):
+                            await sock.send(datagram)
+                    except OSError as error:
+                        # The peer has exited (its inbox is closed): nothing there to wake.
+                        log.warning("hub peer %r is gone: %s", self.address, error)
+                        self.gone = True
+                        self.pending.clear()
+                        return
+
+
 class PeerHub:
     """A :class:`LocalHub` whose events also reach the sessions of peer workers."""
 
     def __init__(self, local: LocalHub, inbox: socket.socket, peers: Iterable[bytes]) -> None:
         self._local = local
         self._inbox = trio.socket.from_stdlib_socket(inbox)
-        self._peer_addresses = tuple(peers)
-        self._peers: dict[bytes, trio.socket.SocketType] = {}
+        self._peers = [_Peer(address) for address in peers]
 
     def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
         """Receive events for ``device_id`` while the context is open."""
@@ -95,35 +133,35 @@ class PeerHub:
         """Wake the delivery of every session of these devices, in every worker."""
         devices = list(device_ids)
         await self._local.messages_queued(devices)
-        await self._broadcast(EventKind.MESSAGES_QUEUED, devices)
+        self._tell_peers(EventKind.MESSAGES_QUEUED, devices)
 
     async def device_taken_over(self, device_id: uuid.UUID) -> None:
         """Tell every session of the device, in every worker, to close."""
         await self._local.device_taken_over(device_id)
-        await self._broadcast(EventKind.TAKEN_OVER, [device_id])
+        self._tell_peers(EventKind.TAKEN_OVER, [device_id])
 
     async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
         """Ask every session of these devices, in every worker, for its pre-key count."""
         devices = list(device_ids)
         await self._local.pre_keys_low(devices)
-        await self._broadcast(EventKind.PRE_KEYS_LOW, devices)
+        self._tell_peers(EventKind.PRE_KEYS_LOW, devices)
 
     async def run(self, stopping: trio.Event) -> None:
-        """Connect to the peers, then apply their events here until ``stopping``."""
-        for address in self._peer_addresses:
-            peer = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            await peer.connect(address)
-            self._peers[address] = peer
+        """Send events to the peers and apply theirs here until ``stopping``."""
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive)
+                for peer in self._peers:
+                    nursery.start_soon(peer.run)
                 await stopping.wait()
                 nursery.cancel_scope.cancel()
         finally:
-            for peer in self._peers.values():
-                peer.close()
-            self._peers.clear()
             self._inbox.close()
+
+    def _tell_peers(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
+        if devices:
+            for peer in self._peers:
+                peer.add(kind, devices)
 
     async def _receive(self) -> None:
         while True:
@@ -140,21 +178,3 @@ class PeerHub:
             else:
                 for device in devices:
                     await self._local.device_taken_over(device)
-
-    async def _broadcast(self, kind: EventKind, devices: Sequence[uuid.UUID]) -> None:
-        if not devices or not self._peers:
-            return
-        datagrams = encode_events(kind, devices)
-        for address, peer in list(self._peers.items()):
-            try:
-                with trio.move_on_after(SEND_TIMEOUT_SECS) as waited:
-                    for datagram in datagrams:
-                        await peer.send(datagram)
-            except OSError as error:
-                # The peer has exited (its inbox is closed): nothing there to wake.
-                log.warning("hub peer %r is gone: %s", address, error)
-                if self._peers.pop(address, None) is not None:
-                    peer.close()
-                continue
-            if waited.cancelled_caught:
-                log.warning("hub peer %r is not reading; an event was dropped", address)
