@@ -161,6 +161,7 @@ class MessagingService:
         replay (also of a key seen earlier in the same batch), or None when the sending
         device no longer exists.
         """
+        messages.hold_queue_order(conn)
         now = now_us()
         stored = idempotency.lookup_many(
             conn, [(job.sender_device, job.key) for job in jobs], now=now

@@ -107,6 +107,24 @@ def insert_batch(
     )
 
 
+# Any fixed key other than the migrations' (storage/migrations/env.py).
+_QUEUE_ORDER_LOCK_ID = 0x51554555
+
+
+def hold_queue_order(conn: Connection) -> None:
+    """Call first in a transaction that queues messages, before taking its timestamp.
+
+    Sessions read a queue after a ``(created_at, id)`` cursor, so a message must never
+    commit after a later-stamped one, or an open session would step over it. Writers
+    that stamp after this call commit in stamp order: on PostgreSQL it takes a
+    transaction-scoped advisory lock (the writers of several server processes would
+    otherwise interleave); on SQLite a write transaction already holds the database's
+    only write lock from its start.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_QUEUE_ORDER_LOCK_ID})")
+
+
 def insert_from_senders(
     conn: Connection,
     batch: Sequence[tuple[uuid.UUID, uuid.UUID, NewMessage]],

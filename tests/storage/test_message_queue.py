@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from functools import partial
 
 import pytest
+import trio
 from sqlalchemy.engine import Connection
 
-from storage.db import Database
+from storage.db import Database, create_engine
 from storage.ids import now_us, uuid7
 from storage.repos import devices, messages, users
 from storage.repos.devices import DeviceRecord
@@ -213,3 +216,32 @@ async def test_large_inserts_span_statements_and_still_skip_duplicates(
     assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 1198
     assert await db.write(insert) == set()
     assert await db.read(lambda conn: messages.count_for_device(conn, target)) == 1198
+
+
+async def test_queue_writers_of_two_processes_commit_in_stamp_order(
+    database_url: str, db: Database
+) -> None:
+    # A second engine on the same database, as another server worker holds.
+    other = Database(create_engine(database_url), max_concurrency=2)
+    holding = threading.Event()
+    finished_at: list[int] = []
+
+    def first(conn: Connection) -> None:
+        messages.hold_queue_order(conn)
+        holding.set()
+        time.sleep(0.3)
+        finished_at.append(now_us())
+
+    def second(conn: Connection) -> int:
+        assert holding.wait(5)
+        messages.hold_queue_order(conn)
+        return now_us()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(trio.to_thread.run_sync, db.write_sync, first))
+            stamp = await trio.to_thread.run_sync(other.write_sync, second)
+        # The second writer stamped only once the first had committed.
+        assert stamp > finished_at[0]
+    finally:
+        other.engine.dispose()
