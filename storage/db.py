@@ -18,14 +18,21 @@ write lock is taken up front; read-only work uses a plain deferred ``BEGIN`` so 
 never queue behind writers. SQLite admits one writer at a time anyway, so the process
 queues its writers on a fair :class:`trio.Lock` instead of letting threads fight over the
 file lock: SQLite's busy handler polls with growing sleeps, and under load one unlucky
-writer could starve past the busy timeout ("database is locked"). PostgreSQL uses
+writer could starve past the busy timeout ("database is locked"). Between the worker
+processes of one server the same holds, so a write also takes an exclusive ``flock`` on a
+file beside the database (``<database>-writer.lock``): the kernel wakes the next writer
+the moment the lock is released, where SQLite's busy handler would poll with sleeps of up
+to 100 ms. PostgreSQL uses
 psycopg 3 and ``READ COMMITTED``; repositories take row locks (``FOR UPDATE [SKIP
 LOCKED]``) where they read-then-write.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,6 +163,21 @@ def _integrity_violation(original: BaseException | None) -> IntegrityViolation:
     return IntegrityViolation(str(original))
 
 
+_writer_files: dict[str, int] = {}
+_writer_files_lock = threading.Lock()
+
+
+def _writer_file(database: str) -> int:
+    """The process's descriptor of the database's writer lock file, opened once: the
+    lock excludes other processes (their own descriptors), never this one's threads,
+    which the writer lock of :class:`Database` already queues."""
+    path = os.path.abspath(f"{database}-writer.lock")
+    with _writer_files_lock:
+        if path not in _writer_files:
+            _writer_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        return _writer_files[path]
+
+
 class Database:
     """The engine plus the limiter that bounds how many threads use it at once."""
 
@@ -170,6 +192,12 @@ class Database:
         self._health_limiter = trio.CapacityLimiter(1)
         self._maintenance_limiter = trio.CapacityLimiter(1)
         self._writer_lock = trio.Lock() if self.dialect_name == "sqlite" else None
+        database = engine.url.database
+        self._writer_file = (
+            _writer_file(database)
+            if self.dialect_name == "sqlite" and database and database != ":memory:"
+            else None
+        )
 
     @property
     def is_postgresql(self) -> bool:
@@ -189,8 +217,20 @@ class Database:
 
     def write_sync(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction on the calling thread."""
-        with self._translated(), self.engine.begin() as conn:
+        with self._between_processes(), self._translated(), self.engine.begin() as conn:
             return work(conn)
+
+    @contextmanager
+    def _between_processes(self) -> Iterator[None]:
+        """Hold the writer lock file (SQLite): one writing process at a time."""
+        if self._writer_file is None:
+            yield
+            return
+        fcntl.flock(self._writer_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._writer_file, fcntl.LOCK_UN)
 
     def read_sync(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction on the calling thread."""
