@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -198,3 +200,40 @@ async def test_checkpoint_copies_the_log_into_the_database_file(db: Database) ->
     if main_file is not None:
         assert name.encode() in main_file.read_bytes()
     assert await db.read(lambda conn: users.by_username(conn, name)) is not None
+
+
+_HOLD_WRITER_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+print(time.time_ns() // 1000, flush=True)
+"""
+
+
+async def test_sqlite_writes_wait_for_another_process_holding_the_writer_lock(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    # Another process (as another server worker) holds the lock for a while.
+    lock = tmp_path / "postgresql-has-none.lock"
+    if not db.is_postgresql:
+        lock = Path(f"{normalize_url(database_url).database}-writer.lock")
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", _HOLD_WRITER_LOCK, str(lock), "0.4"],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    output = b""
+    while b"held\n" not in output:
+        output += await process.stdout.receive_some()
+    await _counter_device(db)  # a write
+    wrote_at = now_us()
+    while output.count(b"\n") < 2:
+        output += await process.stdout.receive_some()
+    await process.wait()
+    released_at = int(output.split(b"\n")[1])
+    if db.is_postgresql:
+        assert wrote_at < released_at  # no lock file: PostgreSQL orders its writers itself
+    else:
+        assert wrote_at >= released_at
