@@ -233,13 +233,13 @@ async def test_queue_writers_of_two_processes_commit_in_stamp_order(
         finished_at.append(now_us())
 
     def second(conn: Connection) -> int:
-        assert holding.wait(5)
         messages.hold_queue_order(conn)
         return now_us()
 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(trio.to_thread.run_sync, db.write_sync, first))
+            assert await trio.to_thread.run_sync(holding.wait, 5)
             stamp = await trio.to_thread.run_sync(other.write_sync, second)
         # The second writer stamped only once the first had committed.
         assert stamp > finished_at[0]
