@@ -107,7 +107,7 @@ class _Peer:
                             await sock.send(datagram)
                     except OSError as error:
                         # The peer has exited (its inbox is closed): nothing there to wake.
-                        log.warning("hub peer %r is gone: %s", self.address, error)
+                        log.info("hub peer %r is gone: %s", self.address, error)
                         self.gone = True
                         self.pending.clear()
                         return

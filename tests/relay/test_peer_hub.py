@@ -94,6 +94,7 @@ async def test_events_reach_the_sessions_of_every_worker() -> None:
 async def test_a_peer_that_has_exited_is_dropped_and_local_sessions_still_wake(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "relay.gateway")
     device = uuid.uuid4()
     group = uuid.uuid4().hex
     inboxes = [bind_inbox(group, index) for index in range(2)]
