@@ -146,24 +146,15 @@ def _add_keys_parser(commands: Any) -> None:
 def _serve(settings: Settings) -> int:
     import trio
 
-    from relay.runtime import open_database, prepare
+    from relay.runtime import prepare, run_with_services
     from relay.server import run_server
-    from relay.services.registry import build_services
 
     if settings.server_workers > 1:
         from relay.supervisor import serve_workers
 
         return serve_workers(settings)
-    runtime = prepare(settings)
-    db = open_database(settings, runtime)
-    try:
-        services = build_services(
-            settings, db, runtime.jwt_secret, runtime.blob_root, push_key=runtime.push_key
-        )
-        shutdown = trio.Event()
-        trio.run(partial(run_server, settings, services, shutdown=shutdown, handle_signals=True))
-    finally:
-        db.dispose()
+    serve = partial(run_server, settings, shutdown=trio.Event(), handle_signals=True)
+    run_with_services(settings, prepare(settings), serve)
     return 0
 
 

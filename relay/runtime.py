@@ -1,5 +1,5 @@
 """What ``relay serve`` prepares before the event loop starts: data directory, database,
-migrations and the JWT secret."""
+migrations and the JWT secret; and the services a server process runs on them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import logging
 import os
 import secrets
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
+
 from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
 from relay.crypto.sealing import new_key, parse_key
+from relay.gateway.hub import Hub
+from relay.services.registry import Services, build_services
 from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.migrate import current_revision, head_revision, upgrade
 
@@ -151,3 +156,22 @@ def open_database(settings: Settings, runtime: Runtime) -> Database:
             "the database schema is not current and RELAY_AUTO_MIGRATE is off: run `relay migrate`"
         )
     return Database(engine, max_concurrency=settings.database_max_connections)
+
+
+def run_with_services(
+    settings: Settings,
+    runtime: Runtime,
+    main: Callable[[Services], Awaitable[object]],
+    *,
+    hub: Hub | None = None,
+) -> None:
+    """Open the database, wire the services (on ``hub``, else an in-process one), run
+    ``main`` with them under trio, then close the database."""
+    db = open_database(settings, runtime)
+    try:
+        services = build_services(
+            settings, db, runtime.jwt_secret, runtime.blob_root, push_key=runtime.push_key, hub=hub
+        )
+        trio.run(main, services)
+    finally:
+        db.dispose()

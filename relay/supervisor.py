@@ -36,9 +36,9 @@ from relay.config import Settings
 from relay.gateway.hub import LocalHub
 from relay.gateway.peer_hub import PeerHub, bind_inbox, inbox_address
 from relay.logs import configure_logging
-from relay.runtime import Runtime, open_database, prepare
+from relay.runtime import Runtime, open_database, prepare, run_with_services
 from relay.server import WorkerSlot, hypercorn_config, run_server
-from relay.services.registry import Services, build_services
+from relay.services.registry import Services
 
 log = logging.getLogger("relay")
 
@@ -209,21 +209,13 @@ def worker_main() -> int:
     # The supervisor has brought the schema up to date.
     settings = dataclasses.replace(plan.settings, auto_migrate=False)
     configure_logging(settings)
-    runtime = plan.runtime
-    db = open_database(settings, runtime)
-    try:
-        hub = PeerHub(LocalHub(), socket.socket(fileno=plan.inbox_fd), plan.peers)
-        services = build_services(
-            settings, db, runtime.jwt_secret, runtime.blob_root, push_key=runtime.push_key, hub=hub
-        )
-        slot = WorkerSlot(plan.index, plan.count, plan.api_fd, plan.management_fd, hub)
-        trio.run(_serve_worker, settings, services, slot)
-    finally:
-        db.dispose()
+    hub = PeerHub(LocalHub(), socket.socket(fileno=plan.inbox_fd), plan.peers)
+    slot = WorkerSlot(plan.index, plan.count, plan.api_fd, plan.management_fd, hub)
+    run_with_services(settings, plan.runtime, partial(_serve_worker, settings, slot), hub=hub)
     return 0
 
 
-async def _serve_worker(settings: Settings, services: Services, slot: WorkerSlot) -> None:
+async def _serve_worker(settings: Settings, slot: WorkerSlot, services: Services) -> None:
     shutdown = trio.Event()
 
     async def serve(task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:

@@ -78,9 +78,6 @@ class Hub(Protocol):
     async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
         """These devices' one-time pre-keys fell below the refill threshold."""
 
-    def session_count(self) -> int:
-        """How many sessions are subscribed in this process."""
-
 
 class LocalHub:
     """The in-process hub: all sessions live in this process."""
