@@ -10,7 +10,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from relay.api.asgi import websocket_reject
+from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.documents import blueprint as face_documents
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
@@ -106,16 +106,16 @@ class ApiRouter:
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] != "http":  # lifespan (the HTTP paths make no WebSocket scopes)
             await self._quart(scope, receive, send)
             return
         path = scope["path"]
-        if path == MESSAGES_PATH and scope["type"] == "http":
+        if path == MESSAGES_PATH:
             await self._messages(scope, receive, send)
         elif path == GATEWAY_PATH:
             await self._gateway(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await websocket_reject(send, 404)
+        elif is_websocket_upgrade(scope["method"], scope["headers"]):
+            await respond(send, 404)
         elif path == UPLOAD_PATH or path.startswith(DOWNLOAD_PREFIX):
             await self._attachments(scope, receive, send)
         elif path == BACKUP_PATH:

@@ -3,11 +3,12 @@
 Only the plain case is framed here: an ``HTTP/1.1`` request in origin form with exactly
 one ``Host``, a ``Content-Length`` body (or none) and no ``Transfer-Encoding``, ``Expect``
 or ``Upgrade``. Anything else raises :class:`NotPlain` and the connection goes to
-hypercorn, whose h11 parser decides (and answers errors) as it does for every other
+the h11 path (:mod:`relay.h11_connection`), whose parser decides (and answers errors) as it
+does for every other
 connection. The checks follow h11's grammar, so that a request framed here is one h11
 would have accepted with the same meaning.
 
-Responses are written as hypercorn's h11 writes them: ``HTTP/1.1 <status> `` with an
+Responses are written as the h11 path writes them: ``HTTP/1.1 <status> `` with an
 empty reason, the application's headers in its order, then the server's own (``date``),
 then ``Connection: close`` (h11 title-cases the headers it sets) when the client asked
 for the connection to end.
@@ -37,7 +38,7 @@ _HEAD_END = b"\r\n\r\n"
 
 
 class NotPlain(Exception):
-    """The request is not one the lean path frames; hypercorn takes the connection."""
+    """The request is not one the lean path frames; the h11 path takes the connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
     """The request at the start of ``buffer``; None while its head is incomplete.
 
     Raises :class:`NotPlain` for a request (or a partial head) the lean path leaves to
-    hypercorn.
+    the h11 path.
     """
     end = buffer.find(_HEAD_END, 0, MAX_HEAD_BYTES + len(_HEAD_END))
     if end < 0:
@@ -95,7 +96,7 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
         elif name == b"connection":
             keep_alive = _keeps_alive(value) and keep_alive
         else:
-            raise NotPlain(f"{name.decode()} is hypercorn's")
+            raise NotPlain(f"{name.decode()} is for the h11 path")
     if host != 1:
         raise NotPlain("not exactly one host")
     path, _, query = target.partition(b"?")
@@ -114,7 +115,7 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
 def _keeps_alive(value: bytes) -> bool:
     tokens = {token.strip().lower() for token in value.split(b",")}
     if tokens - {b"close", b"keep-alive"}:
-        raise NotPlain("connection options are hypercorn's")
+        raise NotPlain("connection options are for the h11 path")
     return b"close" not in tokens
 
 

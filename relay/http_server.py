@@ -1,22 +1,24 @@
-"""Serving an ASGI app with hypercorn's trio protocol stack, on listeners we own.
+"""The API and management listeners: our accept loop, and who serves each connection.
 
-``hypercorn.trio.serve`` cannot finish a graceful shutdown while a client has stopped
-reading: its connection writer shields ``send_all`` from cancellation, so a response (or
-WebSocket frame) stuck behind a full TCP window holds the server open forever, whatever
-the grace period. This module runs the same pieces (``TCPServer``, lifespan, worker
-context; hypercorn is pinned) on listeners whose accepted sockets it keeps track of, so
-that a connection can be aborted: closing the socket wakes the blocked ``send_all`` with
-an error, even inside a shielded scope.
+Every accepted connection is served by a task of ours, never by hypercorn's protocol
+stack (its h11 driver let one malformed request end the process with a
+``BusyResourceError``, wedged keep-alive connections after an early response and never
+closed a connection after ``Connection: close``). Hypercorn still provides the
+configuration, the lifespan protocol and the socket set-up. A connection's first request
+head is peeked and decides:
 
-Owning the accept loop also lets an :class:`Interceptor` take connections whose first
-request it wants (the WebSocket gateway) before hypercorn sees them, and the lean path
-(:mod:`relay.lean_http`) serve connections that start with a hot route's request until
-one does not; every other connection (or the rest of one) is handed to hypercorn with the
-bytes already read replayed in front.
+* a WebSocket upgrade of the gateway goes to the :class:`Interceptor`;
+* a request for a hot route goes to the lean path (:mod:`relay.lean_http`) until a
+  request it does not frame arrives;
+* everything else (or the rest of such a connection, buffered bytes first) to
+  :class:`~relay.h11_connection.H11Connection`.
 
-Shutdown: stop accepting, tell keep-alive connections to close, give in-flight
-requests and sessions ``graceful_timeout`` to end on their own, then cancel them and
-abort every connection still open.
+Nothing that happens inside one connection ends the listener: any exception is logged
+with the peer and the connection is dropped. Accepted sockets are tracked so that
+shutdown can abort what is left: stop accepting, close idle keep-alive connections,
+give in-flight requests and sessions ``graceful_timeout`` to end on their own, then
+cancel them and abort every connection still open (a shielded write to a peer that
+stopped reading wakes with an error).
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ from typing import Protocol, cast
 import trio
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState, Framework, LifespanState
+from hypercorn.typing import Framework, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
+from relay.h11_connection import H11Connection
 from relay.http1 import MAX_HEAD_BYTES
-from relay.lean_http import RECEIVE_BYTES, REQUEST_TIMEOUT_SECS, AsgiApp, LeanHttp, Route
+from relay.http_serving import RECEIVE_BYTES, REQUEST_TIMEOUT_SECS, AsgiApp, Serving
+from relay.lean_http import LeanHttp, Route
 
 log = logging.getLogger("relay.http")
 
@@ -81,7 +83,7 @@ def parse_request_head(data: bytes) -> RequestHead | None:
 
 
 class Interceptor(Protocol):
-    """Serves connections whose first request it wants, instead of hypercorn."""
+    """Serves connections whose first request it wants, instead of the HTTP paths."""
 
     def wants(self, head: RequestHead) -> bool:
         """True to take the connection that starts with this request."""
@@ -90,7 +92,7 @@ class Interceptor(Protocol):
         """Serve the connection (``stream`` replays the head); close it when done."""
 
 
-class PeekedStream(trio.abc.Stream):
+class PeekedStream(trio.abc.HalfCloseableStream):
     """A socket stream whose first ``receive_some`` calls return bytes already read."""
 
     def __init__(self, stream: trio.SocketStream, peeked: bytes) -> None:
@@ -99,7 +101,7 @@ class PeekedStream(trio.abc.Stream):
 
     @property
     def socket(self) -> trio.socket.SocketType:
-        """The underlying socket (hypercorn reads the addresses from it)."""
+        """The underlying socket."""
         return self._stream.socket
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -132,11 +134,13 @@ class PeekedStream(trio.abc.Stream):
         self._stream.socket.close()
 
 
-async def _peek_head(stream: trio.SocketStream) -> bytes:
-    """Read until a request head is complete, the size limit, EOF or a timeout."""
-    data = b""
+async def _peek_head(stream: trio.SocketStream, serving: Serving) -> bytes:
+    """Read until a request head is complete, the size limit or EOF; the first byte
+    within the idle keep-alive timeout (shutdown ends that wait), the rest within the
+    request timeout."""
+    data = bytes(await serving.receive_idle(stream, serving.config.keep_alive_timeout) or b"")
     with trio.move_on_after(REQUEST_TIMEOUT_SECS):
-        while b"\r\n\r\n" not in data and len(data) < MAX_HEAD_BYTES:
+        while data and b"\r\n\r\n" not in data and len(data) < MAX_HEAD_BYTES:
             chunk = await stream.receive_some(RECEIVE_BYTES)
             if not chunk:
                 break
@@ -217,11 +221,10 @@ async def serve_http(
     ASGI 3 application. Reports the bound ``http://host:port`` URLs through
     ``task_status``.
     """
-    asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
     state: LifespanState = {}
-    lifespan = Lifespan(asgi, config, state)
-    context = WorkerContext(None)
-    lean = LeanHttp(cast("AsgiApp", app), config, state, lean_routes) if lean_routes else None
+    lifespan = Lifespan(wrap_app(app, config.wsgi_max_body_size, "asgi"), config, state)
+    serving = Serving(cast("AsgiApp", app), config, state)
+    lean = LeanHttp(serving, lean_routes) if lean_routes else None
     peeking = interceptor is not None or lean is not None
     sockets = config.create_sockets()
     listeners = []
@@ -231,29 +234,31 @@ async def serve_http(
         listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
         binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
+    async def serve_connection(stream: trio.SocketStream, peer: Peer | None) -> None:
+        peeked = await _peek_head(stream, serving) if peeking else b""
+        if peeking and not peeked:
+            await serving.close(stream)
+            return
+        head = parse_request_head(peeked)
+        if interceptor is not None and head is not None and interceptor.wants(head):
+            await interceptor.serve(PeekedStream(stream, peeked), peer)
+            return
+        local = _address(stream, local=True)
+        rest: bytes | None = peeked
+        if lean is not None and head is not None and lean.wants(head.method, head.path):
+            rest = await lean.serve(stream, peeked, peer, local)
+        if rest is not None:
+            await H11Connection(serving, stream, peer, local).run(rest)
+
     async def handle(stream: trio.SocketStream) -> None:
         peer = _address(stream)
         with connections.track(stream, peer):
-            peeked = await _peek_head(stream) if peeking else b""
-            replaying = PeekedStream(stream, peeked)
-            head = parse_request_head(peeked)
             try:
-                if interceptor is not None and head is not None and interceptor.wants(head):
-                    await interceptor.serve(replaying, peer)
-                    return
-                if lean is not None and head is not None and lean.wants(head.method, head.path):
-                    rest = await lean.serve(stream, peeked, peer, _address(stream, local=True))
-                    if rest is None:
-                        return
-                    replaying = PeekedStream(stream, rest)
+                await serve_connection(stream, peer)
             except Exception:
                 # One connection's failure must never take the listener down.
                 log.exception("connection from %s failed", peer)
-                replaying.abort()
-                return
-            # TCPServer only needs a trio stream with a ``socket`` (and no TLS handshake).
-            tcp = cast("trio.SSLStream[trio.SocketStream]", replaying)
-            await TCPServer(asgi, config, context, ConnectionState(state.copy()), tcp)
+                stream.socket.close()
 
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -269,9 +274,7 @@ async def serve_http(
                     accepting.cancel_scope.cancel()
                 for listener in listeners:
                     await listener.aclose()
-                await context.terminated.set()
-                if lean is not None:
-                    lean.stop()
+                serving.stop()
                 deadline = trio.current_time() + config.graceful_timeout
                 handlers.cancel_scope.deadline = deadline
                 reaper.start_soon(_abort_all_at, connections, deadline)

@@ -1,51 +1,45 @@
-"""The lean HTTP/1.1 path: the hot routes' requests served without hypercorn's machinery.
+"""The lean HTTP/1.1 path: the hot routes' requests served without h11's machinery.
 
 Hypercorn's trio worker spends about as much CPU on one small request as the whole
 message send behind it (an h11 state machine, a task and queues per request, dozens of
 scheduler round trips). A connection whose first request is one of the hot routes
 (``POST /v1/messages``) is served here instead: one task reads requests framed by
-:mod:`relay.http1`, calls the same ASGI application with the scope hypercorn would have
+:mod:`relay.http1`, calls the same ASGI application with the scope the h11 path would have
 built, and writes each response in one ``send_all``.
 
-It keeps hypercorn's behaviour where a client can see it: keep-alive with the same idle
-timeout and request limit, a connection closed when a response ends before its request
-body arrived, an empty 500 (and close) when the application fails or answers nothing,
-``connection: close`` when asked for, idle connections closed at shutdown. At the first
-request that is not a plain one for a hot route, the rest of the connection, buffered
-bytes first, goes to hypercorn.
+It keeps connections as :mod:`relay.h11_connection` does (:mod:`relay.http_serving`):
+keep-alive with the same idle timeout and request limit, the rest of a body answered
+early read and dropped (up to a bound) so the next request is served, an empty 500 (and
+close) when the application fails or answers nothing, ``connection: close`` when asked
+for, idle connections closed at shutdown, lingering closes. At the first request that is
+not a plain one for a hot route, the rest of the connection, buffered bytes first, goes
+to :class:`~relay.h11_connection.H11Connection`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import unquote
 
 import trio
-from hypercorn.config import Config
-from hypercorn.typing import (
-    ASGIReceiveEvent,
-    ASGISendEvent,
-    ConnectionState,
-    HTTPScope,
-    LifespanState,
-)
+from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ConnectionState, HTTPScope
 
 from relay import http1
+from relay.http_serving import (
+    DISCARD_LIMIT_BYTES,
+    RECEIVE_BYTES,
+    REQUEST_TIMEOUT_SECS,
+    Address,
+    Serving,
+)
 
 log = logging.getLogger("relay.http")
 
-Address = tuple[str, int]
 Route = tuple[str, str]  # (method, path)
-AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
 
-# The hot routes' bodies are small: a larger one goes to hypercorn, which streams it
+# The hot routes' bodies are small: a larger one goes to the h11 path, which streams it
 # (this path holds a body in memory). The send limit (2 MiB) is served here.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-RECEIVE_BYTES = 64 * 1024
-# A request's head and body, once begun, must arrive within this (the first head too).
-REQUEST_TIMEOUT_SECS = 10.0
 _DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
 _CONNECTION_CLOSE = (b"connection", b"close")
 
@@ -53,38 +47,28 @@ _CONNECTION_CLOSE = (b"connection", b"close")
 class LeanHttp:
     """Serves plain HTTP/1.1 requests for ``routes`` with ``app`` (an ASGI 3 callable)."""
 
-    def __init__(
-        self, app: AsgiApp, config: Config, state: LifespanState, routes: frozenset[Route]
-    ) -> None:
-        self.app = app
-        self.config = config
-        self.state = state
+    def __init__(self, serving: Serving, routes: frozenset[Route]) -> None:
+        self.serving = serving
+        self.app = serving.app
+        self.config = serving.config
         self._routes = routes
-        self.idle_scopes: set[trio.CancelScope] = set()
-        self.stopping = False
 
     def wants(self, method: str, path: str) -> bool:
         """True if a connection whose first request is ``method path`` is served here."""
         return (method, path) in self._routes
 
-    def stop(self) -> None:
-        """Shutdown: close idle connections now, the others after their current response."""
-        self.stopping = True
-        for scope in self.idle_scopes:
-            scope.cancel()
-
     async def serve(
         self,
-        stream: trio.abc.Stream,
+        stream: trio.abc.HalfCloseableStream,
         peeked: bytes,
         client: Address | None,
         server: Address | None,
     ) -> bytes | None:
         """Serve requests from ``stream`` (whose first bytes were ``peeked``).
 
-        Returns the bytes to replay to hypercorn, which takes the connection from the
-        first request not served here, or None once the connection is done with (and
-        closed).
+        Returns the bytes already read for the h11 path, which takes the connection from
+        the first request not served here, or None once the connection is done with
+        (and closed).
         """
         connection = _Connection(self, stream, bytearray(peeked), client, server)
         rest = None
@@ -94,7 +78,7 @@ class LeanHttp:
             pass
         finally:
             if rest is None:
-                await trio.aclose_forcefully(stream)
+                await self.serving.close(stream)
         return rest
 
 
@@ -132,26 +116,33 @@ class _Connection:
             served += 1
             last = served >= lean.config.keep_alive_max_requests
             served_ok = await self._exchange(request, path, last)
-            if not served_ok or last or not request.keep_alive or lean.stopping:
+            if not served_ok or last or not request.keep_alive or lean.serving.stopping:
                 return None
             del self.buffer[: request.body_end]
 
     async def receive_more(self, *, idle: bool) -> bool:
         """Read more into the buffer; False at EOF, on timeout or (idle) at shutdown."""
-        lean = self.lean
-        if idle and lean.stopping:
-            return False
-        timeout = lean.config.keep_alive_timeout if idle else REQUEST_TIMEOUT_SECS
-        with trio.move_on_after(timeout) as scope:
-            if idle:
-                lean.idle_scopes.add(scope)
-            try:
+        chunk: bytes | bytearray | None = None
+        if idle:
+            chunk = await self.lean.serving.receive_idle(
+                self.stream, self.lean.config.keep_alive_timeout
+            )
+        else:
+            with trio.move_on_after(REQUEST_TIMEOUT_SECS):
                 chunk = await self.stream.receive_some(RECEIVE_BYTES)
-            finally:
-                lean.idle_scopes.discard(scope)
-        if scope.cancelled_caught or not chunk:
+        if not chunk:
             return False
         self.buffer += chunk
+        return True
+
+    async def _discard_body(self, request: http1.Request) -> bool:
+        """Read the rest of a body the application answered without reading (bounded);
+        False if the connection cannot go on."""
+        if request.body_end - len(self.buffer) > DISCARD_LIMIT_BYTES:
+            return False
+        while len(self.buffer) < request.body_end:
+            if not await self.receive_more(idle=False):
+                return False
         return True
 
     async def _exchange(self, request: http1.Request, path: str, last: bool) -> bool:
@@ -171,7 +162,7 @@ class _Connection:
             "headers": request.headers,
             "client": self.client,
             "server": self.server,
-            "state": ConnectionState(self.lean.state.copy()),
+            "state": ConnectionState(self.lean.serving.state.copy()),
             "extensions": {},
         }
         try:
@@ -186,8 +177,7 @@ class _Connection:
             if not exchange.started:
                 await exchange.fail()
             return False
-        # As hypercorn: a connection whose request body is not all in is not reused.
-        return exchange.sent and len(self.buffer) >= request.body_end
+        return exchange.sent and await self._discard_body(request)
 
 
 class _Exchange:
@@ -238,7 +228,7 @@ class _Exchange:
                     self._done.set()
 
     async def fail(self) -> None:
-        """An empty 500 that closes the connection, as hypercorn answers a failed app."""
+        """An empty 500 that closes the connection, as the h11 path answers a failed app."""
         await self._write(500, [(b"content-length", b"0"), _CONNECTION_CLOSE], b"", False)
 
     async def _write(self, status: int, headers: http1.Headers, body: bytes, last: bool) -> None:

@@ -3,7 +3,7 @@
 Quart reads a request body eagerly into memory, with no back-pressure, so the routes that
 stream large bodies in or out (attachments, backups) are plain ASGI handlers built on
 :class:`StreamingRequest` and :func:`run_endpoint`: they read the body one ASGI message at
-a time (hypercorn stops reading the socket while the handler is busy) and send responses
+a time (the socket is read only when the handler asks for more) and send responses
 in chunks. ``POST /v1/messages`` is one too, for speed: Quart's per-request machinery
 costs more than the send itself. Errors follow the Obscura conventions of
 :mod:`relay.api.http`.
@@ -12,7 +12,7 @@ costs more than the send itself. Errors follow the Obscura conventions of
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
@@ -49,16 +49,10 @@ async def respond_json(send: ASGISendCallable, status: int, payload: Any) -> Non
     await respond(send, status, msgspec.json.encode(payload), [JSON])
 
 
-async def websocket_reject(
-    send: ASGISendCallable,
-    status: int,
-    body: bytes = b"",
-    headers: Headers | None = None,
-) -> None:
-    """Refuse a WebSocket handshake with a plain HTTP response (no upgrade)."""
-    all_headers = [*(headers or []), (b"content-length", str(len(body)).encode())]
-    await send({"type": "websocket.http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+def is_websocket_upgrade(method: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """A WebSocket handshake: a GET asking to upgrade to ``websocket``."""
+    upgrade = next((value for name, value in headers if name == b"upgrade"), b"")
+    return method == "GET" and b"websocket" in upgrade.lower()
 
 
 class StreamingRequest:

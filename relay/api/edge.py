@@ -25,10 +25,9 @@ from hypercorn.typing import (
     ASGISendEvent,
     HTTPScope,
     Scope,
-    WebsocketScope,
 )
 
-from relay.api.asgi import respond, websocket_reject
+from relay.api.asgi import respond
 from relay.config import Settings
 from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 
@@ -142,8 +141,6 @@ class EdgeMiddleware:
     ) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -182,28 +179,6 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_request_id)
         if deadline.cancelled_caught and not started:
             await respond(send, 408, b"", [(b"x-request-id", request_id)])
-
-    async def _websocket(
-        self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        # Rate limited like any request; no timeout once the connection is upgraded.
-        headers = scope["headers"]
-        request_id = request_id_of(headers)
-        wait = self._admit(scope["path"], scope["client"], headers)
-        if wait is not None:
-            await websocket_reject(send, 429, *too_many_requests(wait, request_id))
-            return
-
-        async def send_with_request_id(message: ASGISendEvent) -> None:
-            if message["type"] == "websocket.http.response.start":
-                message = {
-                    "type": "websocket.http.response.start",
-                    "status": message["status"],
-                    "headers": [*message["headers"], (b"x-request-id", request_id)],
-                }
-            await send(message)
-
-        await self.app(scope, receive, send_with_request_id)
 
 
 def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes:

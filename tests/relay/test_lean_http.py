@@ -1,9 +1,9 @@
-"""The lean HTTP/1.1 path answers exactly as hypercorn does, hands connections over to it,
-and keeps hypercorn's keep-alive and shutdown behaviour.
+"""The lean HTTP/1.1 path answers exactly as the h11 path does, hands connections over to
+it, and keeps connections alive and closes them the same way.
 
 Every exchange is sent byte for byte to two servers of one app, one with the lean routes
-and one with hypercorn alone, and the two byte streams must be the same (``date`` lines
-aside).
+and one with the h11 path alone, and the two byte streams must be the same (``date``
+lines aside).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hypercorn.config import Config
 
 from relay.api.asgi import respond
 from relay.http_server import OpenConnections, serve_http
+from relay.http_serving import DISCARD_LIMIT_BYTES
 from relay.lean_http import MAX_BODY_BYTES
 
 LEAN = frozenset({("POST", "/echo"), ("POST", "/early"), ("POST", "/fail"), ("POST", "/nothing")})
@@ -47,7 +48,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     elif path == "/nothing":
         return
     else:
-        await respond(send, 200, b"hypercorn's " + path.encode())
+        await respond(send, 200, b"h11's " + path.encode())
 
 
 Server = tuple[str, int]
@@ -132,17 +133,17 @@ async def test_a_body_arriving_later_is_waited_for() -> None:
     assert answer.endswith(b"|later")
 
 
-async def test_a_request_for_another_route_goes_to_hypercorn_with_the_rest() -> None:
+async def test_a_request_for_another_route_goes_to_the_h11_path_with_the_rest() -> None:
     answer = await _alike(
         _post(b"/echo", b"lean")
         + b"GET /other HTTP/1.1\r\nHost: t\r\n\r\n"
         + _post(b"/echo", b"after", _CLOSE)
     )
-    assert b"hypercorn's /other" in answer
+    assert b"h11's /other" in answer
     assert answer.endswith(b"|after")
 
 
-async def test_a_request_that_is_not_plain_goes_to_hypercorn() -> None:
+async def test_a_request_that_is_not_plain_goes_to_the_h11_path() -> None:
     chunked = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n" + _CLOSE
     answer = await _alike(_post(b"/echo", b"a"), chunked + b"\r\n2\r\nbc\r\n0\r\n\r\n")
     assert answer.endswith(b"|bc")
@@ -155,9 +156,27 @@ async def test_a_failed_application_gets_an_empty_500_and_a_close(path: bytes) -
     assert answer.endswith(b"\r\n\r\n")
 
 
-async def test_an_answer_before_the_body_closes_the_connection() -> None:
-    answer = await _alike(_post(b"/early", b"hello")[:-5])
+async def test_a_body_answered_early_is_dropped_and_the_next_request_served() -> None:
+    # An expired token's 401 comes before the body; the client then sends the body and
+    # its next request on the same keep-alive connection.
+    request = _post(b"/early", b"hello")
+    answer = await _alike(request[:-5], request[-5:], _post(b"/echo", b"next", _CLOSE))
     assert answer.startswith(b"HTTP/1.1 401 ")
+    assert answer.endswith(b"|next")
+    assert b"hello" not in answer
+
+
+async def test_a_body_answered_early_over_the_discard_limit_closes_the_connection() -> None:
+    head = b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+    answer = await _alike(head % (DISCARD_LIMIT_BYTES + 1), b"x" * 1000)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert answer.endswith(b"\r\n\r\nno")
+
+
+async def test_a_chunked_body_answered_early_closes_the_connection() -> None:
+    head = b"POST /early HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = await _alike(head, b"5\r\nhello\r\n", _post(b"/echo", b"next"))
+    assert answer.count(b"HTTP/1.1 ") == 1
     assert answer.endswith(b"\r\n\r\nno")
 
 
@@ -166,7 +185,7 @@ async def test_an_answer_after_the_whole_body_keeps_the_connection() -> None:
     assert answer.endswith(b"|kept")
 
 
-async def test_the_request_limit_per_connection_is_hypercorns() -> None:
+async def test_the_request_limit_per_connection_is_the_same() -> None:
     answer = await _alike(
         b"".join(_post(b"/echo", b"%d" % n) for n in range(3)), keep_alive_max_requests=2
     )
@@ -207,7 +226,7 @@ async def test_shutdown_closes_idle_connections_at_once() -> None:
     assert trio.current_time() - started < 30
 
 
-async def test_a_body_over_the_lean_limit_goes_to_hypercorn() -> None:
+async def test_a_body_over_the_lean_limit_goes_to_the_h11_path() -> None:
     head = b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
     answer = await _alike(head % (MAX_BODY_BYTES + 1))
     assert answer.startswith(b"HTTP/1.1 401 ")

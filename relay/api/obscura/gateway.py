@@ -1,16 +1,16 @@
 """``GET /v1/gateway?ticket=...``: the WebSocket handshake, on the API port.
 
 A connection whose first request is a WebSocket upgrade of ``/v1/gateway`` never reaches
-hypercorn: :class:`GatewayInterceptor` takes it from the accept loop
+the HTTP paths: :class:`GatewayInterceptor` takes it from the accept loop
 (:mod:`relay.http_server`) and runs it on :class:`~relay.gateway.websocket.ServerWebSocket`,
 which gives the session real pings, liveness and a connection it can always cut.
 The handshake answers as the reference does, before upgrading: 429 from the rate limit,
 400 without a ticket, an empty 401 for a bad one; every answer carries ``x-request-id``.
 
-Requests for ``/v1/gateway`` that hypercorn does see get plain HTTP answers from
+Requests for ``/v1/gateway`` that the HTTP paths do see get plain HTTP answers from
 :class:`GatewayHttpEndpoint`: 400 for a GET that is not an upgrade, 405 for other
-methods, and 400 for an upgrade that is not the first request of its connection (or
-arrives over HTTP/2): the gateway needs a connection of its own.
+methods, and 400 for an upgrade that is not the first request of its connection: the
+gateway needs a connection of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from relay.api.asgi import respond, websocket_reject
+from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
 from relay.gateway.session import Gateway
 from relay.gateway.websocket import ServerWebSocket
@@ -40,11 +40,6 @@ _NOT_ALONE = b"The gateway needs a new HTTP/1.1 connection of its own"
 _MAX_INBOUND_MESSAGE = 16 * 1024 * 1024
 
 
-def _is_websocket_upgrade(head: RequestHead) -> bool:
-    upgrade = head.header(b"upgrade") or b""
-    return head.method == "GET" and b"websocket" in upgrade.lower()
-
-
 class GatewayInterceptor:
     """Takes gateway connections from the accept loop, handshake first."""
 
@@ -55,7 +50,7 @@ class GatewayInterceptor:
 
     def wants(self, head: RequestHead) -> bool:
         """The WebSocket upgrades of ``/v1/gateway``."""
-        return head.path == GATEWAY_PATH and _is_websocket_upgrade(head)
+        return head.path == GATEWAY_PATH and is_websocket_upgrade(head.method, head.headers)
 
     async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
         """Handshake, then the session; the connection is closed at the end."""
@@ -96,15 +91,16 @@ class GatewayInterceptor:
 
 
 class GatewayHttpEndpoint:
-    """What hypercorn answers for ``/v1/gateway`` (see the module docstring)."""
+    """What the HTTP paths answer for ``/v1/gateway`` (see the module docstring)."""
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["type"] == "http":
-            if scope["method"] not in ("GET", "HEAD"):
-                await respond(send, 405, headers=[(b"allow", b"GET,HEAD")])
-            else:
-                await respond(send, 400, _NOT_AN_UPGRADE, _TEXT)
-        elif scope["type"] == "websocket":
-            await websocket_reject(send, 400, _NOT_ALONE, _TEXT)
+        if scope["type"] != "http":
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await respond(send, 405, headers=[(b"allow", b"GET,HEAD")])
+        elif is_websocket_upgrade(scope["method"], scope["headers"]):
+            await respond(send, 400, _NOT_ALONE, _TEXT)
+        else:
+            await respond(send, 400, _NOT_AN_UPGRADE, _TEXT)

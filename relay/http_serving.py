@@ -1,0 +1,84 @@
+"""What every HTTP/1.1 connection of one listener shares: the app, limits, shutdown.
+
+Both ways a plain request is served (:mod:`relay.lean_http` for the hot routes,
+:mod:`relay.h11_connection` for everything else) keep connections the same way: an idle
+keep-alive connection is closed after ``keep_alive_timeout`` or at once at shutdown, a
+request head must arrive within :data:`REQUEST_TIMEOUT_SECS`, the unread rest of a
+request body answered early is read and dropped up to :data:`DISCARD_LIMIT_BYTES` so the
+connection can serve the next request, and a connection ends with a lingering close: FIN
+first, then the peer's remaining bytes are drained for a moment, so that a response is
+never destroyed by the reset a close with unread input sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.typing import LifespanState
+
+Address = tuple[str, int]
+AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+RECEIVE_BYTES = 64 * 1024
+# A request's head, once begun, must arrive within this (the first head too).
+REQUEST_TIMEOUT_SECS = 10.0
+# A body the application answered without reading is drained up to this size so the
+# connection stays usable (an expired token's 401 is the common case); beyond it, or if
+# the body is chunked, the connection is closed after the response.
+DISCARD_LIMIT_BYTES = 1024 * 1024
+# After our FIN: how long, and how much, the peer may still send before the close.
+LINGER_SECS = 2.0
+LINGER_BYTES = 1024 * 1024
+
+
+class Serving:
+    """The application and connection policy of one listener."""
+
+    def __init__(self, app: AsgiApp, config: Config, state: LifespanState) -> None:
+        self.app = app
+        self.config = config
+        self.state = state
+        self.stopping = False
+        self._idle_scopes: set[trio.CancelScope] = set()
+
+    def stop(self) -> None:
+        """Shutdown: close idle connections now, the others after their current response."""
+        self.stopping = True
+        for scope in self._idle_scopes:
+            scope.cancel()
+
+    async def receive_idle(
+        self, stream: trio.abc.ReceiveStream, wait_secs: float
+    ) -> bytes | bytearray | None:
+        """Wait for bytes on a connection that may be closed at shutdown; None on timeout
+        or shutdown, b"" at EOF."""
+        if self.stopping:
+            return None
+        with trio.move_on_after(wait_secs) as scope:
+            self._idle_scopes.add(scope)
+            try:
+                return await stream.receive_some(RECEIVE_BYTES)
+            finally:
+                self._idle_scopes.discard(scope)
+        return None
+
+    async def close(self, stream: trio.abc.Stream) -> None:
+        """Close a connection gracefully: FIN, drain what the peer still sends (briefly,
+        cut short at shutdown), then close the socket."""
+        try:
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+                drained = 0
+                with trio.move_on_after(LINGER_SECS):
+                    while drained < LINGER_BYTES:
+                        data = await self.receive_idle(stream, LINGER_SECS)
+                        if not data:
+                            break
+                        drained += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
