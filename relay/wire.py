@@ -250,13 +250,22 @@ def decode_ack_frame(data: bytes) -> list[bytes] | None:
     return ids
 
 
-def decode_send_message_request(data: bytes) -> list[Submission]:
-    """The submissions of a ``SendMessageRequest``."""
-    submissions = []
+class TooManySubmissions(Exception):
+    """A ``SendMessageRequest`` holds more submissions than allowed (decoding stopped)."""
+
+
+def decode_send_message_request(
+    data: bytes, *, max_submissions: int | None = None
+) -> list[Submission]:
+    """The submissions of a ``SendMessageRequest``; stops with
+    :class:`TooManySubmissions` at submission ``max_submissions + 1``."""
+    submissions: list[Submission] = []
     for field, wire_type, value in _fields(data):
         if field != 1 or wire_type != _LENGTH_DELIMITED:
             continue
         assert isinstance(value, bytes)
+        if max_submissions is not None and len(submissions) >= max_submissions:
+            raise TooManySubmissions
         parts = [b"", b"", b""]
         for inner_field, inner_type, inner in _fields(value):
             if 1 <= inner_field <= 3 and inner_type == _LENGTH_DELIMITED:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
+import trio
 from sqlalchemy.engine import Connection
 
 from obscura_proto.obscura.v1 import (
@@ -26,6 +27,10 @@ from storage.repos import devices, idempotency, messages
 from storage.repos.messages import NewMessage
 
 UUID_BYTES = 16
+# Bodies up to this size decode on the event loop (a full 50-message batch is far
+# smaller); larger ones in a worker thread, at most this many at a time.
+_DECODE_INLINE_BYTES = 64 * 1024
+_DECODE_THREADS = 2
 
 ErrorCode = SendMessageResponseErrorCode
 
@@ -104,6 +109,7 @@ class MessagingService:
         # Sends of concurrent requests share a transaction (one thread hop for many).
         self._writes = writes or GroupCommit(db)
         self._batch_limit = batch_limit
+        self._decode_limiter = trio.CapacityLimiter(_DECODE_THREADS)
         self._ttl_us = ttl_days * MICROS_PER_DAY
         self._idempotency_ttl_us = idempotency_ttl_secs * MICROS_PER_SECOND
 
@@ -118,10 +124,10 @@ class MessagingService:
         refusal: RelayError | None = None
         submissions: list[wire.Submission] = []
         try:
-            submissions = wire.decode_send_message_request(body)
+            submissions = await self._decode(body)
         except wire.DecodeError as error:
             refusal = InvalidInput(f"Invalid SendMessageRequest protobuf: {error}")
-        if refusal is None and len(submissions) > self._batch_limit:
+        except wire.TooManySubmissions:
             refusal = PayloadTooLarge()
         if refusal is not None:
             # Only a replay can turn this into a success; the body is never looked at.
@@ -149,6 +155,15 @@ class MessagingService:
         if woken:
             await self._hub.messages_queued(woken)
         return response
+
+    async def _decode(self, body: bytes) -> list[wire.Submission]:
+        """The body's submissions, up to the batch limit; a large body is decoded in a
+        worker thread so that no request holds the event loop for long (2 MiB of tiny
+        fields take about a second to walk)."""
+        decode = partial(wire.decode_send_message_request, max_submissions=self._batch_limit)
+        if len(body) <= _DECODE_INLINE_BYTES:
+            return decode(body)
+        return await trio.to_thread.run_sync(decode, body, limiter=self._decode_limiter)
 
     def _queue_sends(
         self, conn: Connection, jobs: list[_Send]

@@ -154,6 +154,26 @@ async def test_batch_limit_is_413_json(http: httpx.AsyncClient, db: Database) ->
     assert response.status_code == 200
 
 
+async def test_a_million_empty_submissions_are_413_and_queue_nothing(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    response = await post(http, sender, b"\x0a\x00" * 1_000_000, str(uuid.uuid4()))
+    assert response.status_code == 413
+    assert response.json() == {"error": "Payload too large"}
+    assert await pending(db, recipient) == 0
+
+
+async def test_a_large_send_decoded_off_the_event_loop_is_queued(
+    http: httpx.AsyncClient, db: Database
+) -> None:
+    sender, recipient = await new_device(http), await new_device(http)
+    items = [(uuid.uuid4().bytes, recipient.id.bytes, b"c" * 4096) for _ in range(40)]
+    response = await post(http, sender, _request(*items), str(uuid.uuid4()))
+    assert response.status_code == 200
+    assert await pending(db, recipient) == 40
+
+
 async def test_body_over_two_mebibytes_is_413(relay: Listening, http: httpx.AsyncClient) -> None:
     sender = await new_device(http)
     headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4())}

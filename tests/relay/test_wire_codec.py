@@ -169,3 +169,12 @@ def test_frames_split_under_the_byte_limit() -> None:
     frames = wire.split_into_frames([small[0], huge, small[1]], max_batch_bytes=size * 2)
     assert [len(WebSocketFrame.parse(f).envelope_batch.envelopes) for f in frames] == [1, 1, 1]
     assert wire.split_into_frames([], max_batch_bytes=10) == []
+
+
+def test_decoding_a_send_stops_at_one_submission_over_the_limit() -> None:
+    # A million empty submissions, then bytes that would not decode: the decoder must
+    # stop at the limit, long before it reaches them.
+    body = b"\x0a\x00" * 1_000_000 + b"\x0a\xff"
+    with pytest.raises(wire.TooManySubmissions):
+        wire.decode_send_message_request(body, max_submissions=1000)
+    assert len(wire.decode_send_message_request(b"\x0a\x00" * 1000, max_submissions=1000)) == 1000
