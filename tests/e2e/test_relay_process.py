@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from relay.client import DeviceKeys, ObscuraClient
 from storage.migrate import head_revision
-from tests.e2e.process import environment, run_relay, serving
+from tests.e2e.process import environment, relay_process, run_relay, serving
 from tests.factories import PASSWORD, unique_username
 
 
@@ -115,3 +118,21 @@ def test_an_unreadable_push_ca_file_stops_start_up(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "RELAY_PUSH_CA_FILE: cannot load" in refused.stderr
+
+
+_LOG_TIME = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?(received SIGTERM|relay stopped)"
+)
+
+
+def test_an_idle_server_stops_within_a_second(tmp_path: Path, database_url: str) -> None:
+    with relay_process(tmp_path, database_url) as server:
+        time.sleep(1)  # every background worker is in its wait
+        log, _ = server.stop()
+    stamps = {
+        match.group(2): datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        for match in map(_LOG_TIME.match, log.splitlines())
+        if match
+    }
+    # From the signal to the end of the root nursery, by the server's own clock.
+    assert (stamps["relay stopped"] - stamps["received SIGTERM"]).total_seconds() < 1.0

@@ -153,17 +153,25 @@ class CampaignService:
 
     async def run(self, stopping: trio.Event, *, poll_interval: float = 5.0) -> None:
         """Queue the pages of sending campaigns until ``stopping``."""
-        while not stopping.is_set():
-            try:
-                pending = await self._db.read(powerauth.sending_campaigns)
-                for campaign_id in pending:
-                    while not stopping.is_set() and await self.queue_page(campaign_id):
-                        await trio.lowlevel.checkpoint()
-            except StorageError as error:
-                log.warning("campaign sending paused: %s", error)
-            with trio.move_on_after(poll_interval):
-                await self._wake.wait()
-            self._wake = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._wake_on, stopping)
+            while not stopping.is_set():
+                try:
+                    pending = await self._db.read(powerauth.sending_campaigns)
+                    for campaign_id in pending:
+                        while not stopping.is_set() and await self.queue_page(campaign_id):
+                            await trio.lowlevel.checkpoint()
+                except StorageError as error:
+                    log.warning("campaign sending paused: %s", error)
+                with trio.move_on_after(poll_interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+            nursery.cancel_scope.cancel()
+
+    async def _wake_on(self, stopping: trio.Event) -> None:
+        # Shutdown must not wait for the poll interval.
+        await stopping.wait()
+        self._wake.set()
 
     async def queue_page(self, campaign_id: int) -> bool:
         """Queue one page of the campaign; False once it is complete."""
