@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from providers import jose
 from providers.errors import InvalidNotification
+from providers.fingerprint import credential_digest
 from providers.h2pool import Header, Response
 from providers.message import Environment, Outcome, PushMessage, Verdict
 
@@ -46,28 +47,36 @@ class ApnsCredentials:
     def __repr__(self) -> str:
         return f"ApnsCredentials(key_id={self.key_id!r}, team_id={self.team_id!r}, ...)"
 
+    @property
+    def fingerprint(self) -> bytes:
+        """A digest of what signs the provider token (see :mod:`providers.fingerprint`)."""
+        return credential_digest(self.key_pem, self.key_id, self.team_id)
+
 
 class ProviderTokenCache:
-    """One ES256 provider token per (team, key), reused for :data:`TOKEN_REUSE_SECS`."""
+    """One ES256 provider token per (team, key), reused for :data:`TOKEN_REUSE_SECS`
+    while the key it was signed with is the credentials' key."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._tokens: dict[tuple[str, str], tuple[bytes, str, float]] = {}
         self.minted = 0
 
     def token(self, credentials: ApnsCredentials) -> str:
-        """The current token for the credentials' key, minted when missing or old."""
+        """The current token for the credentials' key, minted when missing, old, or
+        signed with other key material (a replaced ``.p8`` under the same key id)."""
         key = (credentials.team_id, credentials.key_id)
         now = self._clock()
         cached = self._tokens.get(key)
-        if cached is not None and now - cached[1] < TOKEN_REUSE_SECS:
-            return cached[0]
+        signed_by = credentials.fingerprint
+        if cached is not None and cached[0] == signed_by and now - cached[2] < TOKEN_REUSE_SECS:
+            return cached[1]
         token = jose.sign(
             {"kid": credentials.key_id},
             {"iss": credentials.team_id, "iat": int(now)},
             jose.load_private_key(credentials.key_pem),
         )
-        self._tokens[key] = (token, now)
+        self._tokens[key] = (signed_by, token, now)
         self.minted += 1
         return token
 

@@ -2,8 +2,10 @@
 
 :class:`PushClient` keeps a pool per (provider, endpoint, credentials) — APNs allows one
 team per connection, FCM and HMS bearer tokens are per project / app — plus the APNs
-provider-token cache and the OAuth2 token caches. :meth:`PushClient.send` never raises
-for a provider's answer or a transport failure: it returns an :class:`Outcome`.
+provider-token cache and the OAuth2 token caches, each keyed by an identity and checked
+against the credentials' fingerprint, so that rotated credentials take effect at once.
+:meth:`PushClient.send` never raises for a provider's answer or a transport failure: it
+returns an :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from providers import apns, fcm, hms
 from providers.errors import CredentialError, InvalidNotification, TransportError
 from providers.h2pool import H2Pool, Origin, PoolConfig, Response
 from providers.message import Environment, Outcome, Platform, PushMessage, Verdict
-from providers.oauth import AccessToken, TokenCache
+from providers.oauth import AccessToken, Fetch, TokenCache
 
 Credentials = apns.ApnsCredentials | fcm.ServiceAccount | hms.HmsCredentials
 _FORM = b"application/x-www-form-urlencoded"
@@ -69,7 +71,7 @@ class PushClient:
         self._ssl_context = ssl_context
         self._clock = clock
         self._pools: dict[tuple[str, ...], H2Pool] = {}
-        self._oauth: dict[tuple[str, ...], TokenCache] = {}
+        self._oauth: dict[tuple[str, ...], tuple[bytes, TokenCache]] = {}
         self.provider_tokens = apns.ProviderTokenCache(clock)
 
     def pools(self) -> list[H2Pool]:
@@ -160,28 +162,32 @@ class PushClient:
         return outcome
 
     def _fcm_tokens(self, account: fcm.ServiceAccount) -> TokenCache:
-        key = ("fcm", self.endpoints.fcm_token, account.client_email)
-        cache = self._oauth.get(key)
-        if cache is None:
-            token_url = self.endpoints.fcm_token
+        token_url = self.endpoints.fcm_token
 
-            async def fetch() -> AccessToken:
-                body = fcm.token_request(account, token_url=token_url, now=int(self._clock()))
-                return await self._fetch_token(token_url, body)
+        async def fetch() -> AccessToken:
+            body = fcm.token_request(account, token_url=token_url, now=int(self._clock()))
+            return await self._fetch_token(token_url, body)
 
-            cache = self._oauth[key] = TokenCache(fetch, self._clock)
-        return cache
+        key = ("fcm", token_url, account.client_email)
+        return self._token_cache(key, account.fingerprint, fetch)
 
     def _hms_tokens(self, credentials: hms.HmsCredentials) -> TokenCache:
-        key = ("hms", self.endpoints.hms_token, credentials.app_id)
-        cache = self._oauth.get(key)
-        if cache is None:
-            token_url = self.endpoints.hms_token
+        token_url = self.endpoints.hms_token
 
-            async def fetch() -> AccessToken:
-                return await self._fetch_token(token_url, hms.token_request(credentials))
+        async def fetch() -> AccessToken:
+            return await self._fetch_token(token_url, hms.token_request(credentials))
 
-            cache = self._oauth[key] = TokenCache(fetch, self._clock)
+        key = ("hms", token_url, credentials.app_id)
+        return self._token_cache(key, credentials.fingerprint, fetch)
+
+    def _token_cache(self, key: tuple[str, ...], fingerprint: bytes, fetch: Fetch) -> TokenCache:
+        """The token cache of one identity (``key``), replaced when its credentials'
+        ``fingerprint`` changes: a rotated key or secret is used on the next send."""
+        cached = self._oauth.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        cache = TokenCache(fetch, self._clock)
+        self._oauth[key] = (fingerprint, cache)
         return cache
 
     async def _fetch_token(self, url: str, body: bytes) -> AccessToken:

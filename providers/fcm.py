@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from providers import jose
 from providers.errors import CredentialError, InvalidNotification
+from providers.fingerprint import credential_digest
 from providers.h2pool import Header, Response
 from providers.message import Outcome, PushMessage, Verdict
 
@@ -39,6 +40,13 @@ class ServiceAccount:
 
     def __repr__(self) -> str:
         return f"ServiceAccount(project_id={self.project_id!r}, client_email={self.client_email!r})"
+
+    @property
+    def fingerprint(self) -> bytes:
+        """A digest of the whole account (see :mod:`providers.fingerprint`)."""
+        return credential_digest(
+            self.project_id, self.client_email, self.private_key_pem, self.private_key_id
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ServiceAccount:

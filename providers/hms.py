@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from providers.errors import InvalidNotification
+from providers.fingerprint import credential_digest
 from providers.h2pool import Header, Response
 from providers.message import Outcome, PushMessage, Verdict
 
@@ -33,6 +34,11 @@ class HmsCredentials:
 
     def __repr__(self) -> str:
         return f"HmsCredentials(app_id={self.app_id!r}, ...)"
+
+    @property
+    def fingerprint(self) -> bytes:
+        """A digest of the OAuth client (see :mod:`providers.fingerprint`)."""
+        return credential_digest(self.app_id, self.client_secret, self.project_id)
 
 
 def token_request(credentials: HmsCredentials) -> bytes:

@@ -27,10 +27,10 @@ from providers.emulators.hms import HmsClient, HmsEmulator
 from providers.fcm import ServiceAccount
 from providers.h2pool import client_ssl_context
 from providers.hms import HmsCredentials
-from providers.message import Environment
+from providers.message import Environment, Platform, PushMessage
 from relay.config import Settings
 from relay.services.push.apps import AppService
-from relay.services.push.service import PushService
+from relay.services.push.service import Delivery, PushService
 
 APNS_TOKEN = "a1" * 32
 TEAM_ID = "TEAM123456"
@@ -186,3 +186,12 @@ async def running_push(push: PushService) -> AsyncIterator[trio.Event]:
         await nursery.start(partial(push.run, stopping))
         yield stopping
         stopping.set()
+
+
+ALERT = PushMessage(data={"kind": "test"}, title="Hi", body="there")
+
+
+def delivery(platform: Platform, token: str | None = None) -> Delivery:
+    """An alert to one device of ``platform`` (a token the emulators accept by default)."""
+    default = {Platform.APNS: APNS_TOKEN, Platform.FCM: "fcm-1", Platform.HMS: "hms-1"}
+    return Delivery(platform, token or default[platform], ALERT)

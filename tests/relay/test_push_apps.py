@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 
 from providers.message import Environment, Platform
@@ -25,8 +26,15 @@ from relay.services.registry import Services, build_services
 from storage.db import Database
 from storage.schema import push_app_credentials
 from tests.e2e.process import environment, run_relay
-from tests.pushkit import Keys, configure_app, running_push
-from tests.relay.test_push_queue import ALERT
+from tests.pushkit import (
+    ALERT,
+    Emulators,
+    Keys,
+    configure_app,
+    delivery,
+    running_push,
+    with_emulators,
+)
 
 
 async def test_apps_are_created_once_by_name(services: Services) -> None:
@@ -258,3 +266,40 @@ def test_vaults_with_different_keys_cannot_read_each_other() -> None:
     with pytest.raises(SealingError):
         Vault(new_key()).open(sealed)
     assert AppService  # the service is the only reader of sealed credentials
+
+
+def _pkcs8(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+async def test_corrected_credentials_of_the_same_identity_work_on_the_next_send(
+    settings: Settings, db: Database, keys: Keys, emulators: Emulators, tmp_path: Path
+) -> None:
+    # A key rotation keeps the identity (APNs key id, FCM client_email, HMS app id) and
+    # changes the secret: token caches must not keep signing with the old one.
+    services = build_services(
+        with_emulators(settings, emulators, keys), db, b"j" * 32, tmp_path, push_key=new_key()
+    )
+    app_id = await services.push_apps.ensure("shop")
+    apns = keys.apns_credentials()
+    await services.push_apps.set_apns(
+        "shop",
+        key_pem=_pkcs8(ec.generate_private_key(ec.SECP256R1())),
+        key_id=apns.key_id,
+        team_id=apns.team_id,
+        bundle_id=apns.bundle_id,
+    )
+    account = json.loads(keys.service_account_json())
+    account["private_key"] = _pkcs8(rsa.generate_private_key(65537, 2048)).decode()
+    await services.push_apps.set_fcm("shop", json.dumps(account))
+    hms = keys.hms_credentials()
+    await services.push_apps.set_hms("shop", app_id=hms.app_id, client_secret="an old secret")
+    deliveries = [delivery(platform) for platform in Platform]
+    async with running_push(services.push):
+        counts = await services.push.send_now(app_id, deliveries)
+        assert [counts[platform].failed for platform in Platform] == [1, 1, 1]
+        await configure_app(services.push_apps, keys, "shop")  # the right keys, same ids
+        counts = await services.push.send_now(app_id, deliveries)
+        assert [counts[platform].sent for platform in Platform] == [1, 1, 1]

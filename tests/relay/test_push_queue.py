@@ -18,27 +18,23 @@ from storage.db import Database
 from storage.ids import now_us
 from storage.repos import push_jobs
 from tests.pushkit import (
+    ALERT,
     APNS_TOKEN,
     Emulators,
     Keys,
     configure_app,
+    delivery,
     running_push,
     with_emulators,
 )
 from tests.waiting import until
 
 KEY = bytes(range(32))
-ALERT = PushMessage(data={"kind": "test"}, title="Hi", body="there")
 
 
 @pytest.fixture
 def settings(settings: Settings, emulators: Emulators, keys: Keys) -> Settings:
     return with_emulators(settings, emulators, keys, push_max_attempts=3)
-
-
-def _delivery(platform: Platform, token: str | None = None) -> Delivery:
-    default = {Platform.APNS: APNS_TOKEN, Platform.FCM: "fcm-1", Platform.HMS: "hms-1"}
-    return Delivery(platform, token or default[platform], ALERT)
 
 
 async def _settled(services: Services, ids: list, states=("sent", "failed")) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -56,14 +52,14 @@ async def test_a_queued_push_is_delivered_and_marked_sent(
 ) -> None:
     app_id = await configure_app(services.push_apps, keys, "shop")
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [_delivery(platform)])
+        [job] = await services.push.enqueue(app_id, [delivery(platform)])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "sent"
     assert statuses[job].attempts == 1
     emulator = {Platform.APNS: emulators.apns, Platform.FCM: emulators.fcm}.get(
         platform, emulators.hms
     )
-    assert [r.token for r in emulator.received] == [_delivery(platform).token]
+    assert [r.token for r in emulator.received] == [delivery(platform).token]
 
 
 async def test_a_rate_limited_push_is_retried_with_backoff_until_sent(
@@ -72,7 +68,7 @@ async def test_a_rate_limited_push_is_retried_with_backoff_until_sent(
     app_id = await configure_app(services.push_apps, keys)
     emulators.fcm.faults.per_token["fcm-1"] = Fault(FaultKind.RATE_LIMITED, times=2)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [_delivery(Platform.FCM)])
+        [job] = await services.push.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 3)
     assert services.push.stats.retried == 2
@@ -87,7 +83,7 @@ async def test_retry_after_is_honoured(
     )
     async with running_push(services.push):
         started = trio.current_time()
-        [job] = await services.push.enqueue(app_id, [_delivery(Platform.APNS)])
+        [job] = await services.push.enqueue(app_id, [delivery(Platform.APNS)])
         statuses = await _settled(services, [job])
         elapsed = trio.current_time() - started
     assert statuses[job].state == "sent"
@@ -101,7 +97,7 @@ async def test_a_push_that_keeps_failing_gives_up_at_the_attempt_cap(
     app_id = await configure_app(services.push_apps, keys)
     emulators.hms.faults.per_token["hms-1"] = Fault(FaultKind.SERVER_ERROR)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [_delivery(Platform.HMS)])
+        [job] = await services.push.enqueue(app_id, [delivery(Platform.HMS)])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "failed"
     assert statuses[job].attempts == 3
@@ -120,7 +116,7 @@ async def test_a_non_429_client_error_is_never_retried(
         bundle_id="com.example.not-allowed",
     )
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [_delivery(Platform.APNS)])
+        [job] = await services.push.enqueue(app_id, [delivery(Platform.APNS)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("failed", 1)
     assert statuses[job].reason == "TopicDisallowed"
@@ -135,7 +131,7 @@ async def test_goaway_mid_flight_loses_no_push(
     emulators.apns.faults.per_token[tokens[10]] = Fault(FaultKind.GOAWAY, times=1)
     async with running_push(services.push):
         ids = await services.push.enqueue(
-            app_id, [_delivery(Platform.APNS, token) for token in tokens]
+            app_id, [delivery(Platform.APNS, token) for token in tokens]
         )
         statuses = await _settled(services, ids)
     assert {s.state for s in statuses.values()} == {"sent"}
@@ -157,7 +153,7 @@ async def test_a_stalled_provider_times_out_and_the_push_is_retried(
     app_id = await configure_app(fast.push_apps, keys)
     emulators.fcm.faults.per_token["fcm-1"] = Fault(FaultKind.STALL, seconds=3, times=1)
     async with running_push(fast.push):
-        [job] = await fast.push.enqueue(app_id, [_delivery(Platform.FCM)])
+        [job] = await fast.push.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(fast, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 2)
 
@@ -178,7 +174,7 @@ async def test_queued_jobs_survive_a_crash_and_are_all_delivered_after_restart(
     ids: list = []  # type: ignore[type-arg]
     with trio.CancelScope() as crash:
         async with running_push(first.push):
-            ids = await first.push.enqueue(app_id, [_delivery(Platform.FCM, t) for t in tokens])
+            ids = await first.push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
 
             async def some_in_flight() -> bool:
                 return emulators.fcm.requests >= 5
@@ -203,7 +199,7 @@ async def test_an_expired_job_fails_without_being_sent(
     app_id = await configure_app(services.push_apps, keys)
     async with running_push(services.push):
         [job] = await services.push.enqueue(
-            app_id, [_delivery(Platform.FCM)], expires_at=now_us() - 1
+            app_id, [delivery(Platform.FCM)], expires_at=now_us() - 1
         )
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].reason) == ("failed", "expired before delivery")
@@ -217,11 +213,11 @@ async def test_the_synchronous_path_counts_per_platform(
     emulators.apns.faults.per_token["bb" * 32] = Fault(FaultKind.BAD_TOKEN)
     emulators.fcm.faults.per_token["fcm-busy"] = Fault(FaultKind.RATE_LIMITED, times=1)
     deliveries = [
-        _delivery(Platform.APNS),
-        _delivery(Platform.APNS, "bb" * 32),
-        _delivery(Platform.FCM),
-        _delivery(Platform.FCM, "fcm-busy"),
-        _delivery(Platform.HMS),
+        delivery(Platform.APNS),
+        delivery(Platform.APNS, "bb" * 32),
+        delivery(Platform.FCM),
+        delivery(Platform.FCM, "fcm-busy"),
+        delivery(Platform.HMS),
     ]
     async with running_push(services.push):
         counts = await services.push.send_now(app_id, deliveries)
@@ -241,7 +237,7 @@ async def test_a_platform_without_credentials_fails_clearly(
 ) -> None:
     app = await services.push_apps.create("bare")
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app.id, [_delivery(Platform.FCM)])
+        [job] = await services.push.enqueue(app.id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert statuses[job].reason == "the app has no fcm credentials"
 
@@ -263,7 +259,7 @@ async def test_competing_workers_deliver_every_job_exactly_once(
     workers = [build_services(settings, db, b"x" * 32, tmp_path, push_key=KEY) for _ in range(3)]
     app_id = await configure_app(workers[0].push_apps, keys)
     tokens = [f"compete-{index}" for index in range(150)]
-    ids = await workers[0].push.enqueue(app_id, [_delivery(Platform.FCM, t) for t in tokens])
+    ids = await workers[0].push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
     async with (
         running_push(workers[0].push),
         running_push(workers[1].push),
@@ -296,7 +292,7 @@ async def test_a_graceful_stop_finishes_and_records_pushes_in_flight(
     emulators.fcm.faults.by_rate.append((1.0, Fault(FaultKind.STALL, seconds=0.5)))
     tokens = [f"inflight-{index}" for index in range(5)]
     async with running_push(services.push) as stopping:
-        ids = await services.push.enqueue(app_id, [_delivery(Platform.FCM, t) for t in tokens])
+        ids = await services.push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
 
         async def all_in_flight() -> bool:
             return emulators.fcm.requests >= 6  # the token request and five sends
@@ -322,6 +318,6 @@ async def test_an_unexpected_error_in_a_delivery_is_retried_not_fatal(
 
     monkeypatch.setattr(services.push_apps, "credentials", flaky)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [_delivery(Platform.FCM)])
+        [job] = await services.push.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 2)
