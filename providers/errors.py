@@ -16,6 +16,9 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 
 class ProviderError(Exception):
     """Base of every error raised by :mod:`providers`."""
@@ -51,3 +54,42 @@ class InvalidNotification(ProviderError):
 
 class CredentialError(ProviderError):
     """The configured key, service account or client secret cannot be used."""
+
+
+def root_cause(error: BaseException) -> str:
+    """What really went wrong beneath a connection failure, in words an operator can act
+    on: TLS verification, refusal, DNS, reset, or the innermost error's own text.
+
+    trio wraps failures (``BrokenResourceError`` around an ``SSLError``, ``OSError``
+    around a group of per-address attempts); the wrappers say nothing useful.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    innermost = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        innermost = current
+        described = _describe(current)
+        if described is not None:
+            return described
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return str(innermost) or type(innermost).__name__
+
+
+def _describe(error: BaseException) -> str | None:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {error.verify_message or error.reason}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS failed: {error.reason or error}"
+    if isinstance(error, socket.gaierror):
+        return f"DNS lookup failed: {error.strerror or error}"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError):
+        return "connection reset by the peer"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return None

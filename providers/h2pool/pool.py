@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from providers.errors import ConnectFailed, ConnectionLost, NotProcessed
+from providers.errors import ConnectFailed, ConnectionLost, NotProcessed, root_cause
 from providers.h2pool.connection import ClientConnection, Response
 from providers.h2pool.protocol import Header
 
@@ -207,7 +207,8 @@ class H2Pool:
         except trio.TooSlowError as error:
             raise ConnectFailed(f"connecting to {self.origin.host} timed out") from error
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as error:
-            raise ConnectFailed(f"connecting to {self.origin.host} failed: {error!r}") from error
+            cause = root_cause(error)
+            raise ConnectFailed(f"connecting to {self.origin.host} failed: {cause}") from error
         self._connections.append(connection)
         self.connections_opened += 1
         task_status.started(connection)

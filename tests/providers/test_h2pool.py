@@ -214,7 +214,7 @@ async def test_an_untrusted_certificate_is_refused(keys: Keys) -> None:
         serving(Echo(), server_ssl_context(keys.certificate), server.ServerOptions()) as port,
         open_pool(f"https://localhost:{port}") as pool,
     ):
-        with pytest.raises(ConnectFailed):
+        with pytest.raises(ConnectFailed, match="TLS certificate verification failed"):
             await pool.request(b"/x", [], b"")
 
 
@@ -224,7 +224,13 @@ async def test_a_closed_port_fails_to_connect() -> None:
     port = listener.getsockname()[1]
     listener.close()
     async with open_pool(f"https://127.0.0.1:{port}") as pool:
-        with pytest.raises(ConnectFailed):
+        with pytest.raises(ConnectFailed, match="failed: connection refused"):
+            await pool.request(b"/x", [], b"")
+
+
+async def test_an_unknown_host_fails_naming_the_dns_lookup() -> None:
+    async with open_pool("https://no-such-host.invalid") as pool:
+        with pytest.raises(ConnectFailed, match="DNS lookup failed"):
             await pool.request(b"/x", [], b"")
 
 
