@@ -111,6 +111,7 @@ def _add_apps_parser(commands: Any) -> None:
     fcm = actions.add_parser("set-fcm", help="FCM HTTP v1 credentials (service account)")
     fcm.add_argument("name")
     fcm.add_argument("--service-account", required=True, help="service-account JSON file")
+    fcm.add_argument("--package-name", default=None, help="the Android app's package name")
     hms = actions.add_parser("set-hms", help="HMS Push Kit credentials (OAuth client)")
     hms.add_argument("name")
     hms.add_argument("--app-id", required=True)
@@ -307,7 +308,7 @@ def _apps(settings: Settings, args: dict[str, Any]) -> int:
                 environment=args["environment"],
             )
         elif action == "set-fcm":
-            await apps.set_fcm(name, files["service_account"])
+            await apps.set_fcm(name, files["service_account"], package_name=args["package_name"])
         elif action == "set-hms":
             await apps.set_hms(
                 name,

@@ -363,6 +363,10 @@ class Settings:
         "zulip", "push app that Zulip registrations send through (created when needed)"
     )
     zulip_realm_name: str = _setting("Relay", "realm_name in Zulip notifications")
+    rocketchat_push_app: str = _setting(
+        "rocketchat",
+        "push app of Rocket.Chat registrations whose appName names no app (created when needed)",
+    )
     push_registration_encryption_keys: str | None = _setting(
         None,
         "Zulip bouncer key pairs, a JSON object {public_b64: private_b64} "

@@ -273,7 +273,9 @@ def build_services(
             ZulipConfig(app=settings.zulip_push_app, realm_name=settings.zulip_realm_name),
         ),
         bouncer_keys=bouncer_keys,
-        rocketchat=RocketChatService(db, logins, push_apps, vault),
+        rocketchat=RocketChatService(
+            db, logins, push_apps, vault, default_app=settings.rocketchat_push_app
+        ),
     )
 
 

@@ -4,8 +4,12 @@
 given, otherwise *any* of the user's documents (the reference's quirk: a second device
 registering without an ``id`` takes over the first one's document); failing that, by
 ``(token, appName)``; insert or update it; then delete other documents with the same
-``(token, appName)`` — a device belongs to the last user who registered it. ``appName``
-names a push app of this server.
+``(token, appName)`` — a device belongs to the last user who registered it. An ``id``
+is looked up among the caller's documents only.
+
+Any ``appName`` is accepted, as Rocket.Chat does (the stock apps send their own package
+or bundle name): it resolves to the push app of that name, else the app with that APNs
+bundle id or FCM package name, else ``RELAY_ROCKETCHAT_PUSH_APP`` (created when needed).
 """
 
 from __future__ import annotations
@@ -90,12 +94,19 @@ class RocketChatService:
     """See the module docstring."""
 
     def __init__(
-        self, db: Database, logins: FaceLoginService, apps: AppService, vault: Vault
+        self,
+        db: Database,
+        logins: FaceLoginService,
+        apps: AppService,
+        vault: Vault,
+        *,
+        default_app: str,
     ) -> None:
         self._db = db
         self._logins = logins
         self._apps = apps
         self._vault = vault
+        self._default_app = default_app
 
     async def login(self, body: dict[str, Any]) -> Login:
         """``user`` or ``username`` with ``password``; 401 otherwise."""
@@ -141,11 +152,7 @@ class RocketChatService:
         if len(token) > MAX_TOKEN_CHARS or "\x00" in token:
             raise RocketChatError("error-token-param-not-valid", "The token is not valid.")
         app_name = _param(body, "appName", "error-appName-param-not-valid")
-        app_id = await self._apps.app_id(app_name)
-        if app_id is None:
-            raise RocketChatError(
-                "error-appName-param-not-valid", f"No push app named {app_name!r} on this server."
-            )
+        app_id = await self._apps.find(app_name) or await self._apps.ensure(self._default_app)
         sealed_key = None
         if body.get("pushKey") is not None:
             try:
@@ -161,7 +168,15 @@ class RocketChatService:
         def work(conn: Connection) -> Registration:
             now = now_us()
             if doc_id:
-                found = next(iter(push_registrations.by_ref(conn, ROCKETCHAT, doc_id)), None)
+                # Only among the caller's own documents: an id is no key to another's.
+                found = next(
+                    (
+                        item
+                        for item in push_registrations.by_ref(conn, ROCKETCHAT, doc_id)
+                        if item.user_name == user.username
+                    ),
+                    None,
+                )
             else:
                 found = next(
                     iter(push_registrations.by_user(conn, ROCKETCHAT, user.username)), None

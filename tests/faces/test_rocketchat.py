@@ -15,11 +15,13 @@ from rocketchat_API.APIExceptions.RocketExceptions import RocketAuthenticationEx
 from rocketchat_API.rocketchat import RocketChat
 
 from relay.server import Listening
+from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ROCKETCHAT
 from tests.faces.conftest import APP
 from tests.factories import PASSWORD, new_account, unique_username
+from tests.pushkit import BUNDLE_ID, Keys
 
 
 async def account(http: httpx.AsyncClient) -> str:
@@ -155,6 +157,69 @@ async def test_push_token_accepts_a_push_key(
     assert bytes(32) not in row.push_key
 
 
+@pytest.mark.parametrize("app_name", ["chat.rocket.android", "chat.rocket.reactnative"])
+async def test_the_stock_apps_register_reregister_and_delete(
+    relay: Listening,
+    http: httpx.AsyncClient,
+    app: str,
+    db: Database,
+    services: Services,
+    app_name: str,
+) -> None:
+    # Their appName names no push app here: the registration goes to the default app.
+    username = await account(http)
+    client = await rocket(relay, username)
+    first = await post_token(client, type="gcm", value="STOCK", appName=app_name)
+    assert first["success"] is True
+    assert first["result"]["appName"] == app_name
+    again = await post_token(client, type="gcm", value="STOCK", appName=app_name)
+    assert again["result"]["_id"] == first["result"]["_id"]
+    (row,) = await documents(db, username)
+    assert row.app_id == await services.push_apps.app_id("rocketchat")
+    headers = {
+        "X-Auth-Token": client.headers["X-Auth-Token"],
+        "X-User-Id": client.headers["X-User-Id"],
+    }
+    response = await delete_token(http, headers, json.dumps({"token": "STOCK"}))
+    assert response.json() == {"success": True}
+    assert await documents(db, username) == []
+    assert (await delete_token(http, headers, json.dumps({"token": "STOCK"}))).status_code == 404
+
+
+async def test_an_app_name_that_is_a_bundle_id_or_package_name_finds_its_app(
+    http: httpx.AsyncClient, app: str, db: Database, services: Services, keys: Keys
+) -> None:
+    await services.push_apps.set_fcm(
+        app, keys.service_account_json(), package_name="com.example.chat"
+    )
+    username = await account(http)
+    headers = await login(http, username)
+    for name, token in ((BUNDLE_ID, "ios-token"), ("com.example.chat", "android-token")):
+        body = {"type": "gcm", "value": token, "appName": name}
+        response = await http.post("/api/v1/push.token", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+    app_id = await services.push_apps.app_id(app)
+    assert [row.app_id for row in await documents(db, username)] == [app_id]  # one device
+    assert await services.push_apps.app_id("rocketchat") is None
+
+
+async def test_an_id_is_looked_up_among_the_callers_own_documents_only(
+    http: httpx.AsyncClient, app: str, db: Database
+) -> None:
+    alice, bob = await account(http), await account(http)
+    alice_headers, bob_headers = await login(http, alice), await login(http, bob)
+    body = {"type": "gcm", "value": "bobs-token", "appName": APP, "id": "SharedDocumentId"}
+    assert (await http.post("/api/v1/push.token", json=body, headers=bob_headers)).is_success
+    body = {"type": "gcm", "value": "alices-token", "appName": APP, "id": "SharedDocumentId"}
+    assert (await http.post("/api/v1/push.token", json=body, headers=alice_headers)).is_success
+    (bobs,) = await documents(db, bob)
+    assert bobs.token == "bobs-token"
+    (alices,) = await documents(db, alice)
+    assert alices.token == "alices-token"
+    response = await delete_token(http, bob_headers, json.dumps({"token": "bobs-token"}))
+    assert response.json() == {"success": True}
+
+
 @pytest.mark.parametrize(
     ("body", "error_type"),
     [
@@ -164,7 +229,6 @@ async def test_push_token_accepts_a_push_key(
         ({"type": "gcm", "value": "", "appName": APP}, "error-token-param-not-valid"),
         ({"type": "gcm", "appName": APP}, "error-token-param-not-valid"),
         ({"type": "gcm", "value": "t"}, "error-appName-param-not-valid"),
-        ({"type": "gcm", "value": "t", "appName": "unknown-app"}, "error-appName-param-not-valid"),
         (
             {"type": "gcm", "value": "t", "appName": APP, "pushKey": "abc"},
             "error-pushKey-param-not-valid",

@@ -106,6 +106,18 @@ class AppService:
 
         return await self._db.read(work)
 
+    async def find(self, client_name: str) -> uuid.UUID | None:
+        """The app a client's own name for its app means: the push app of that name, else
+        the one whose APNs bundle id or FCM package name it is."""
+        app_id = await self.app_id(client_name)
+        if app_id is not None:
+            return app_id
+        for app in await self.all():
+            apns, fcm = app.providers.get("apns", {}), app.providers.get("fcm", {})
+            if client_name in (apns.get("bundle_id"), fcm.get("package_name")):
+                return app.id
+        return None
+
     async def get(self, name: str) -> AppInfo:
         """The app called ``name`` (404 otherwise)."""
 
@@ -155,10 +167,17 @@ class AppService:
         await self._store(name, Platform.APNS, settings, key_pem)
 
     async def set_fcm(
-        self, name: str, service_account_json: str | bytes, *, project_id: str | None = None
+        self,
+        name: str,
+        service_account_json: str | bytes,
+        *,
+        project_id: str | None = None,
+        package_name: str | None = None,
     ) -> None:
         """FCM HTTP v1 credentials: a service-account JSON file, sending for its own
-        project or for ``project_id`` (an account may be granted another project)."""
+        project or for ``project_id`` (an account may be granted another project);
+        ``package_name``, the Android app's, lets faces that name apps by package find
+        this one."""
         try:
             account = ServiceAccount.from_json(service_account_json)
         except CredentialError as error:
@@ -173,6 +192,8 @@ class AppService:
             "client_email": account.client_email,
             "private_key_id": account.private_key_id,
         }
+        if package_name:
+            settings["package_name"] = package_name
         await self._store(name, Platform.FCM, settings, raw)
 
     async def set_hms(
