@@ -129,7 +129,7 @@ async def test_apns_registration_gets_the_placeholder_alert(
     assert content["type"] == "test"
 
 
-async def test_server_settings_are_public(http: httpx.AsyncClient) -> None:
+async def test_server_settings_are_public(http: httpx.AsyncClient, app: str) -> None:
     body = (await http.get("/api/v1/server_settings")).json()
     assert body["result"] == "success"
     assert (body["zulip_feature_level"], body["push_notifications_enabled"]) == (406, True)
@@ -357,6 +357,30 @@ async def test_wrong_and_malformed_api_keys(http: httpx.AsyncClient, app: str) -
             "/api/v1/mobile_push/e2ee/test_notification", headers=basic(login, api_key)
         )
         assert zulip_error(response) == (401, "INVALID_API_KEY", msg)
+
+
+async def test_without_provider_credentials_push_is_reported_not_configured(
+    relay: Listening,
+    http: httpx.AsyncClient,
+    emulators: Emulators,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No `app` fixture: the face's push app is created by the registration, bare.
+    assert (await http.get("/api/v1/server_settings")).json()["push_notifications_enabled"] is False
+    username = await account(http)
+    headers = basic(username, await api_key_of(http, username))
+    response = await http.post(
+        "/api/v1/mobile_push/register", data=register_request(), headers=headers
+    )
+    assert response.json()["result"] == "success"
+    response = await http.post("/api/v1/mobile_push/e2ee/test_notification", headers=headers)
+    assert zulip_error(response) == (
+        400,
+        "PUSH_SERVICE_NOT_CONFIGURED",
+        "Server is not configured to use push notification service.",
+    )
+    assert emulators.fcm.received == []
+    assert "has no fcm credentials" in caplog.text
 
 
 async def test_test_notification_needs_a_registered_device(

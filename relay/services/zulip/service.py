@@ -10,13 +10,14 @@ Idempotent on ``(user, push_account_id)``: a repeated registration changes nothi
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from providers.message import PushMessage
+from providers.message import Platform, PushMessage
 from relay.crypto.sealing import InvalidPushKey, Vault, parse_push_key
 from relay.services.face_logins import FaceLoginService, TooManyAttempts
 from relay.services.push.apps import AppService
@@ -30,6 +31,8 @@ from storage.ids import now_us, uuid7
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ZULIP, Registration
 from storage.repos.users import UserRecord
+
+log = logging.getLogger("relay.zulip")
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -88,8 +91,15 @@ class ZulipService:
         self.config = config
 
     async def push_configured(self) -> bool:
-        """Whether this server can accept E2EE registrations (a bouncer key exists)."""
-        return bool(await self._keys.keys())
+        """Whether this server can accept E2EE registrations and send to them: a bouncer
+        key exists and the face's push app has credentials of some provider."""
+        if not await self._keys.keys():
+            return False
+        app_id = await self._apps.app_id(self.config.app)
+        if app_id is None:
+            return False
+        credentials = await self._apps.credentials(app_id)
+        return any(credentials.of(platform) is not None for platform in Platform)
 
     async def fetch_api_key(self, username: str, password: str) -> ApiKey:
         """A new API key for the user with these credentials."""
@@ -215,6 +225,19 @@ class ZulipService:
         )
         by_app: dict[uuid.UUID, list[Registration]] = {}
         for item in registrations:
-            by_app.setdefault(item.app_id, []).append(item)
+            credentials = await self._apps.credentials(item.app_id)
+            if credentials.of(Platform(item.platform)) is not None:
+                by_app.setdefault(item.app_id, []).append(item)
+        if not by_app:
+            log.warning(
+                "Zulip test notification for %s: push app %r has no %s credentials",
+                user.username,
+                self.config.app,
+                "/".join(sorted({item.platform for item in registrations})),
+            )
+            raise ZulipError(
+                "PUSH_SERVICE_NOT_CONFIGURED",
+                "Server is not configured to use push notification service.",
+            )
         for app_id, items in by_app.items():
             await self._sender.push.send_now(app_id, self._sender.deliveries(items, message))
