@@ -233,7 +233,11 @@ class Settings:
     messaging_cleanup_interval_secs: int = _setting(
         300, "period of message expiry and inbox pruning", minimum=1
     )
-    messaging_batch_limit: int = _setting(50, "rows per background cleanup batch", minimum=1)
+    messaging_batch_limit: int = _setting(
+        50,
+        "messages deleted per transaction by the expiry and inbox-size clean-up",
+        minimum=1,
+    )
     pre_key_refill_threshold: int = _setting(
         20, "one-time pre-key count below which clients are told to refill", minimum=0
     )
@@ -303,7 +307,7 @@ class Settings:
         None, "Obscura compatibility: service-account JSON file installed as the wake-up app's FCM"
     )
     fcm_ttl_secs: int = _setting(
-        86400, "lifetime of a wake-up push at the provider", minimum=0, maximum=2419200
+        604800, "lifetime of a wake-up push at the provider", minimum=0, maximum=2419200
     )
 
     # --- push core -----------------------------------------------------------------------
@@ -378,7 +382,9 @@ class Settings:
     # --- health --------------------------------------------------------------------------
     health_db_timeout_ms: int = _setting(2000, "/readyz database check timeout", minimum=1)
     health_storage_timeout_ms: int = _setting(2000, "/readyz blob-store check timeout", minimum=1)
-    health_pubsub_timeout_ms: int = _setting(2000, "/readyz fan-out check timeout", minimum=1)
+    health_pubsub_timeout_ms: int = _setting(
+        2000, "/readyz event fan-out (hub) check timeout", minimum=1
+    )
 
     @property
     def is_production(self) -> bool:

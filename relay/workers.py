@@ -20,7 +20,7 @@ log = logging.getLogger("relay.workers")
 
 Worker = Callable[[trio.Event], Awaitable[None]]
 
-_CLEANUP_BATCH = 1000
+_TOKEN_CLEANUP_BATCH = 1000
 _BACKUP_RESET_BATCH = 50
 # Often enough that the write-ahead log stays a few MB under load, so commits almost
 # never reach SQLite's own checkpoint mark (see storage.db).
@@ -49,7 +49,8 @@ def background_workers(settings: Settings, services: Services) -> list[Worker]:
 
     async def message_cleanup() -> None:
         expired, pruned = await services.messaging.clean_up(
-            inbox_max_size=settings.messaging_inbox_max_size, batch_size=_CLEANUP_BATCH
+            inbox_max_size=settings.messaging_inbox_max_size,
+            batch_size=settings.messaging_batch_limit,
         )
         await services.tickets.delete_expired()
         if expired or pruned:
@@ -68,7 +69,9 @@ def background_workers(settings: Settings, services: Services) -> list[Worker]:
             log.info("reset %d stale backup uploads", reset)
 
     async def refresh_token_cleanup() -> None:
-        deleted = await services.sessions.delete_expired_refresh_tokens(batch_size=_CLEANUP_BATCH)
+        deleted = await services.sessions.delete_expired_refresh_tokens(
+            batch_size=_TOKEN_CLEANUP_BATCH
+        )
         if deleted:
             log.info("deleted %d expired refresh tokens", deleted)
 

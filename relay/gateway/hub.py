@@ -78,6 +78,9 @@ class Hub(Protocol):
     async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
         """These devices' one-time pre-keys fell below the refill threshold."""
 
+    async def healthy(self) -> bool:
+        """Whether events reach every session they are meant for (``/readyz`` pubsub)."""
+
 
 class LocalHub:
     """The in-process hub: all sessions live in this process."""
@@ -117,6 +120,10 @@ class LocalHub:
         for device_id in device_ids:
             for subscription in self._of(device_id):
                 subscription.pre_keys_low.set()
+
+    async def healthy(self) -> bool:
+        """Always: every session is in this process."""
+        return True
 
     def session_count(self) -> int:
         """How many sessions are subscribed (for metrics and tests)."""

@@ -120,6 +120,7 @@ class PeerHub:
         self._local = local
         self._inbox = trio.socket.from_stdlib_socket(inbox)
         self._peers = [_Peer(address) for address in peers]
+        self._running = False
 
     def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
         """Receive events for ``device_id`` while the context is open."""
@@ -150,13 +151,20 @@ class PeerHub:
         """Send events to the peers and apply theirs here until ``stopping``."""
         try:
             async with trio.open_nursery() as nursery:
+                self._running = True
                 nursery.start_soon(self._receive)
                 for peer in self._peers:
                     nursery.start_soon(peer.run)
                 await stopping.wait()
                 nursery.cancel_scope.cancel()
         finally:
+            self._running = False
             self._inbox.close()
+
+    async def healthy(self) -> bool:
+        """Whether this worker receives its peers' events and reaches every peer."""
+        await trio.lowlevel.checkpoint()
+        return self._running and not any(peer.gone for peer in self._peers)
 
     def _tell_peers(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
         if devices:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from relay.gateway.hub import Hub
 from storage.blobs import BlobStore
 from storage.db import Database
 
@@ -18,14 +19,18 @@ class HealthService:
         self,
         db: Database,
         blobs: BlobStore,
+        hub: Hub,
         *,
         db_timeout: float,
         storage_timeout: float,
+        pubsub_timeout: float,
     ) -> None:
         self._db = db
         self._blobs = blobs
+        self._hub = hub
         self._db_timeout = db_timeout
         self._storage_timeout = storage_timeout
+        self._pubsub_timeout = pubsub_timeout
 
     async def _storage_ok(self) -> bool:
         with trio.move_on_after(self._storage_timeout):
@@ -44,11 +49,15 @@ class HealthService:
         async def storage() -> None:
             results["storage"] = await self._storage_ok()
 
+        async def pubsub() -> None:
+            results["pubsub"] = False
+            with trio.move_on_after(self._pubsub_timeout):
+                results["pubsub"] = await self._hub.healthy()
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(database)
             nursery.start_soon(storage)
-        # Fan-out is in-process: it is up whenever this process answers.
-        results["pubsub"] = True
+            nursery.start_soon(pubsub)
         report = {name: OK if healthy else ERROR for name, healthy in sorted(results.items())}
         report["status"] = OK if all(results.values()) else ERROR
         return report

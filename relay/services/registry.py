@@ -239,8 +239,10 @@ def build_services(
         health=HealthService(
             db,
             blobs,
+            hub,
             db_timeout=settings.health_db_timeout_ms / 1000,
             storage_timeout=settings.health_storage_timeout_ms / 1000,
+            pubsub_timeout=settings.health_pubsub_timeout_ms / 1000,
         ),
         hub=hub,
         acks=acks,

@@ -7,8 +7,8 @@ import uuid
 import httpx
 import pytest
 import trio
-from sqlalchemy import Table, func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, event, func, select
+from sqlalchemy.engine import Connection, Engine
 
 from relay.client import Outgoing, connect_gateway
 from relay.services.registry import Services
@@ -82,3 +82,26 @@ async def test_the_worker_prunes_periodically(http: httpx.AsyncClient, db: Datab
     with trio.fail_after(5):
         while await pending(db, recipient) > 2:  # noqa: ASYNC110 (state in the database)
             await trio.sleep(0.1)
+
+
+@pytest.mark.settings(ttl_days=0, messaging_cleanup_interval_secs=1, messaging_batch_limit=2)
+async def test_the_worker_deletes_expired_messages_in_batches_of_the_setting(
+    http: httpx.AsyncClient, db: Database, engine: Engine
+) -> None:
+    recipient = await new_device(http)
+    sender = await new_device(http)
+    deletes: list[str] = []
+
+    def count_deletes(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM MESSAGES"):
+            deletes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count_deletes)
+    try:
+        await send_numbered(sender, recipient, 5)
+        with trio.fail_after(5):
+            while await pending(db, recipient) > 0:  # noqa: ASYNC110 (state in the database)
+                await trio.sleep(0.1)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_deletes)
+    assert len(deletes) >= 3  # 5 expired messages, at most 2 a transaction

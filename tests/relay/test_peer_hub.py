@@ -105,6 +105,7 @@ async def test_a_peer_that_has_exited_is_dropped_and_local_sessions_still_wake(
         nursery.start_soon(first.run, stop_first)
         nursery.start_soon(second.run, stop_second)
         await trio.sleep(0.05)
+        assert await first.healthy()
         with first.subscribe(device) as here:
             stop_second.set()  # its inbox closes as a worker's does when it exits
             await trio.sleep(0.05)
@@ -113,6 +114,7 @@ async def test_a_peer_that_has_exited_is_dropped_and_local_sessions_still_wake(
             await until_true(lambda: bool(_gone(caplog)))
             await first.messages_queued([device])
             await trio.sleep(0.05)
+            assert not await first.healthy()  # /readyz reports the fan-out broken
         stop_first.set()
     assert len(_gone(caplog)) == 1
 
