@@ -7,9 +7,12 @@ import logging
 
 import httpx
 import pytest
+import trio
 
 from relay.server import Listening
+from relay.services.api_keys import CACHE_SECS, ApiKeyService
 from relay.services.registry import Services
+from storage.db import Database
 from tests.faces.conftest import call, error_of
 
 PROTECTED = [
@@ -55,6 +58,17 @@ async def test_a_revoked_key_stops_working(
     headers = {"Authorization": f"Bearer {key}"}
     assert (await http.get("/admin/app/list", headers=headers)).status_code == 200
     await services.powerauth.api_keys.revoke("short-lived")
+    assert (await http.get("/admin/app/list", headers=headers)).status_code == 401
+
+
+async def test_a_key_revoked_by_another_process_stops_working_within_half_a_second(
+    relay: Listening, services: Services, http: httpx.AsyncClient, db: Database
+) -> None:
+    key = await services.powerauth.api_keys.create("revoked-elsewhere")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert (await http.get("/admin/app/list", headers=headers)).status_code == 200
+    await ApiKeyService(db).revoke("revoked-elsewhere")  # as `relay keys revoke` does
+    await trio.sleep(CACHE_SECS + 0.1)
     assert (await http.get("/admin/app/list", headers=headers)).status_code == 401
 
 

@@ -32,7 +32,8 @@ from storage.repos import push_apps
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _APPLE_ID = re.compile(r"^[A-Z0-9]{10}$")
-_CACHE_SECS = 10.0
+# Credentials changed by another process (relay apps, another worker) are used within this.
+_CACHE_SECS = 1.0
 
 
 @dataclass(frozen=True)
