@@ -29,14 +29,20 @@ from functools import partial
 
 from sqlalchemy.engine import Connection
 
-from relay.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from relay.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
 from relay.services.principal import Principal
 from relay.services.uploads import SizeLimits
 from storage.blobs import Blob, BlobStore
 from storage.db import Database
 from storage.errors import StorageError
 from storage.ids import MICROS_PER_SECOND, now_us
-from storage.repos import backups
+from storage.repos import backups, devices
 from storage.repos.backups import BackupSlot
 
 log = logging.getLogger("relay.backups")
@@ -152,7 +158,11 @@ class BackupService:
         return reservation.version
 
     async def _reserve(self, device_id: uuid.UUID, expected: int) -> tuple[_Reservation, str]:
-        def work(conn: Connection) -> tuple[_Reservation, str]:
+        def work(conn: Connection) -> tuple[_Reservation, str] | None:
+            # The token may outlive its device (deleted since): that is a 401, as on
+            # every other route, not a foreign-key failure.
+            if not devices.lock(conn, device_id):
+                return None
             now = now_us()
             backups.ensure(conn, device_id, now=now)
             slot = backups.get(conn, device_id, lock=True)
@@ -167,7 +177,10 @@ class BackupService:
 
         # Refusals are returned, not raised, so that the empty slot is kept as the
         # reference keeps it.
-        reservation, key = await self._db.write(work)
+        reserved = await self._db.write(work)
+        if reserved is None:
+            raise AuthenticationFailed()
+        reservation, key = reserved
         if reservation.verdict is Verdict.STALE_VERSION:
             raise PreconditionFailed()
         if reservation.verdict is Verdict.IN_PROGRESS:
@@ -194,7 +207,15 @@ class BackupService:
 
     async def _current(self, principal: Principal) -> BackupSlot | None:
         device_id = principal.require_device()
-        return await self._db.read(lambda conn: backups.get(conn, device_id))
+
+        def work(conn: Connection) -> tuple[bool, BackupSlot | None]:
+            slot = backups.get(conn, device_id)
+            return slot is not None or bool(devices.existing(conn, {device_id})), slot
+
+        device_exists, slot = await self._db.read(work)
+        if not device_exists:
+            raise AuthenticationFailed()  # a token outliving its deleted device
+        return slot
 
     @asynccontextmanager
     async def download(

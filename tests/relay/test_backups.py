@@ -378,3 +378,19 @@ async def test_deleting_the_device_deletes_its_backup(
     await device.client.delete_device(device.id)
     assert await _slot(db, device) is None
     assert _objects(blob_root, device) == []
+
+
+async def test_a_deleted_devices_unexpired_token_is_401_and_stores_nothing(
+    http: httpx.AsyncClient, db: Database, blob_root: Path
+) -> None:
+    device = await new_device(http)
+    headers = dict(device.headers)
+    await device.client.delete_device(device.id)
+    upload = await http.post(
+        "/v1/backup", content=CONTENT, headers={**headers, "If-None-Match": "*"}
+    )
+    assert upload.status_code == 401
+    for method in ("GET", "HEAD"):
+        assert (await http.request(method, "/v1/backup", headers=headers)).status_code == 401
+    assert await _slot(db, device) is None
+    assert _objects(blob_root, device) == []
