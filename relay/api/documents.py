@@ -26,7 +26,7 @@ def blueprint() -> Blueprint:
         document = stamped("relay.api.openapi", f"{face}.yaml")
 
         async def serve(document: bytes = document) -> Response:
-            return Response(document, content_type="text/yaml")
+            return Response(document, content_type="text/yaml; charset=utf-8")
 
         bp.add_url_rule(f"/openapi/{face}.yaml", f"{face}_document", serve, methods=["GET"])
     return bp

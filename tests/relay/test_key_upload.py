@@ -231,3 +231,11 @@ async def test_takeover_signature_must_match_the_new_identity(http: httpx.AsyncC
     response = await upload(http, device, body)
     assert response.status_code == 400
     assert response.json() == {"error": "Invalid signature"}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_other_methods_on_the_key_route_are_405(http: httpx.AsyncClient, method: str) -> None:
+    response = await http.request(method, "/v1/devices/keys")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.content == b""

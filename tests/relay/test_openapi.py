@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -10,6 +11,8 @@ import yaml
 
 from relay import __version__
 from relay.app import ASGI_ROUTES, create_quart_app
+from relay.client import DeviceKeys
+from relay.crypto.keys import KeyFormatError, encode_base64, parse_public_key
 from relay.services.registry import Services
 
 METHODS = {"get", "put", "post", "delete", "patch", "head"}
@@ -100,7 +103,8 @@ async def test_each_face_documents_exactly_its_routes(
 ) -> None:
     response = await http.get(f"/openapi/{face}.yaml")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/yaml")
+    # The documents hold UTF-8: a client must not decode them as Latin-1.
+    assert response.headers["content-type"] == "text/yaml; charset=utf-8"
     document: dict[str, Any] = yaml.safe_load(response.text)
     assert document["info"]["version"] == __version__
     documented = {
@@ -120,3 +124,21 @@ async def test_each_face_documents_exactly_its_routes(
         for part in reference.removeprefix("#/").split("/"):
             node = node[part]
         assert node, reference
+
+
+async def test_the_documented_key_formats_are_the_ones_the_server_accepts(
+    http: httpx.AsyncClient,
+) -> None:
+    schemas = (await _document(http))["components"]["schemas"]
+    key = re.compile(schemas["SignedPreKey"]["properties"]["publicKey"]["pattern"])
+    signature = re.compile(schemas["SignedPreKey"]["properties"]["signature"]["pattern"])
+    name = re.compile(schemas["CreateDeviceRequest"]["properties"]["name"]["pattern"])
+    keys = DeviceKeys.generate()
+    assert key.fullmatch(encode_base64(keys.identity.public_key))
+    assert signature.fullmatch(encode_base64(keys.signed_pre_key_signature))
+    for refused in (encode_base64(bytes(33)), encode_base64(b"\x05" * 32)):
+        assert not key.fullmatch(refused)
+        with pytest.raises(KeyFormatError):
+            parse_public_key(refused)
+    assert name.fullmatch("laptop")
+    assert not name.fullmatch("lap\x00top")

@@ -26,6 +26,16 @@ def register(bp: Blueprint, services: Services) -> None:
         )
         return empty_response()
 
+    @bp.before_request
+    async def keys_other_methods() -> Response | None:
+        # Otherwise /v1/devices/<device_id> takes these methods and answers 400 for the
+        # id "keys"; the reference's static route answers 405.
+        if request.path != "/v1/devices/keys" or request.method == "POST":
+            return None
+        response = empty_response(405)
+        response.headers["Allow"] = "POST"
+        return response
+
     @bp.get("/v1/users/<user_id>")
     async def pre_key_bundles(user_id: str) -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
