@@ -19,12 +19,14 @@ from relay.api.obscura.attachments import DOWNLOAD_PREFIX, UPLOAD_PATH, Attachme
 from relay.api.obscura.backup import BACKUP_PATH, BackupEndpoint
 from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
 from relay.api.obscura.messages import MESSAGES_PATH, MessagesEndpoint
+from relay.api.outages import unavailable
 from relay.api.powerauth import blueprint as powerauth_blueprint
 from relay.api.rocketchat import blueprint as rocketchat_blueprint
 from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
-from relay.errors import RelayError
+from relay.errors import RelayError, ServiceUnavailable
 from relay.services.registry import Services
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger("relay.api")
 
@@ -61,6 +63,12 @@ def create_quart_app(services: Services) -> QuartTrio:
         for name, value in error.get_headers():
             if name.lower() == "allow":
                 response.headers[name] = value
+        return response
+
+    @app.errorhandler(StorageUnavailable)
+    async def storage_unavailable(error: StorageUnavailable) -> Response:
+        response = error_response(ServiceUnavailable())
+        response.headers.update(unavailable(error))
         return response
 
     @app.errorhandler(Exception)

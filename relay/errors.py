@@ -78,6 +78,13 @@ class PreconditionFailed(RelayError):
     default_message = "Precondition failed"
 
 
+class ServiceUnavailable(RelayError):
+    """A dependency (the database) is unreachable; the client should retry shortly."""
+
+    status = 503
+    default_message = "Service unavailable"
+
+
 class PayloadTooLarge(RelayError):
     """A body or batch exceeds its limit."""
 

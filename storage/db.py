@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy
 import trio
@@ -139,21 +139,29 @@ def _install_sqlite_recipe(engine: Engine) -> None:
 
 def translate_errors(error: exc.SQLAlchemyError) -> StorageError:
     """Map a SQLAlchemy/driver error to the storage error tree."""
+    message = str(error).splitlines()[0]
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return StorageUnavailable(message, connection_lost=True)
     if isinstance(error, exc.IntegrityError):
         return _integrity_violation(error.orig)
     if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError):
-        return StorageUnavailable(str(error).splitlines()[0])
-    return StorageError(str(error).splitlines()[0])
+        return StorageUnavailable(message)
+    return StorageError(message)
 
 
-def translate_driver_error(error: Exception, dbapi: Any) -> StorageError:
+def translate_driver_error(
+    error: Exception, dbapi: Any, *, connection_lost: bool = False
+) -> StorageError:
     """Map an error raised by the DB-API driver itself (statements run on its cursor,
     bypassing SQLAlchemy) to the storage error tree."""
+    message = str(error).splitlines()[0]
+    if connection_lost:
+        return StorageUnavailable(message, connection_lost=True)
     if isinstance(error, dbapi.IntegrityError):
         return _integrity_violation(error)
     if isinstance(error, dbapi.OperationalError | dbapi.InterfaceError):
-        return StorageUnavailable(str(error).splitlines()[0])
-    return StorageError(str(error).splitlines()[0])
+        return StorageUnavailable(message)
+    return StorageError(message)
 
 
 def _integrity_violation(original: BaseException | None) -> IntegrityViolation:
@@ -205,19 +213,38 @@ class Database:
         return self.dialect_name == "postgresql"
 
     @contextmanager
-    def _translated(self) -> Iterator[None]:
+    def _translated(self, conn: Connection | None = None) -> Iterator[None]:
         """The storage boundary: SQLAlchemy's and the driver's errors leave as
-        :class:`StorageError`."""
+        :class:`StorageError`.
+
+        SQLAlchemy discards a pooled connection that died under its own statements; one
+        that died under the driver's cursor (``conn``) is discarded here.
+        """
         try:
             yield
         except exc.SQLAlchemyError as error:
             raise translate_errors(error) from error
         except self._driver_error as error:
-            raise translate_driver_error(error, self._dbapi) from error
+            lost = conn is not None and self._discard_if_dead(conn, error)
+            raise translate_driver_error(error, self._dbapi, connection_lost=lost) from error
+
+    def _discard_if_dead(self, conn: Connection, error: Exception) -> bool:
+        if conn.invalidated or conn.closed:
+            return True
+        dbapi_connection = conn.connection.dbapi_connection
+        if not self.engine.dialect.is_disconnect(cast("Any", error), dbapi_connection, None):
+            return False
+        conn.invalidate(error)
+        return True
 
     def write_sync(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction on the calling thread."""
-        with self._between_processes(), self._translated(), self.engine.begin() as conn:
+        with (
+            self._between_processes(),
+            self._translated(),
+            self.engine.begin() as conn,
+            self._translated(conn),
+        ):
             return work(conn)
 
     @contextmanager
@@ -233,8 +260,20 @@ class Database:
             fcntl.flock(self._writer_file, fcntl.LOCK_UN)
 
     def read_sync(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one read-only transaction on the calling thread."""
-        with self._translated(), self.engine.connect() as conn:
+        """Run ``work`` in one read-only transaction on the calling thread.
+
+        A read whose pooled connection had died (the database restarted, or killed the
+        session) is run once more on a new connection: reading twice changes nothing.
+        """
+        try:
+            return self._read_once(work)
+        except StorageUnavailable as error:
+            if not error.connection_lost:
+                raise
+            return self._read_once(work)
+
+    def _read_once(self, work: Callable[[Connection], T]) -> T:
+        with self._translated(), self.engine.connect() as conn, self._translated(conn):
             conn = conn.execution_options(**{_READ_ONLY: True})
             with conn.begin():
                 return work(conn)

@@ -29,7 +29,15 @@ class UniqueViolation(IntegrityViolation):
 
 
 class StorageUnavailable(StorageError):
-    """The database is down, unreachable or did not answer in time."""
+    """The database is down, unreachable or did not answer in time.
+
+    ``connection_lost``: the pooled connection the work ran on had died (the server
+    restarted or killed it); it has been discarded, and a new one may well work.
+    """
+
+    def __init__(self, message: str, *, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.connection_lost = connection_lost
 
 
 class BlobStoreError(StorageError):

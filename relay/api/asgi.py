@@ -20,8 +20,9 @@ import msgspec
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
 from relay.api.http import BODY_INCOMPLETE, BODY_TOO_LARGE, Rejection
-from relay.errors import RelayError
-from storage.errors import StorageError
+from relay.api.outages import unavailable_raw
+from relay.errors import RelayError, ServiceUnavailable
+from storage.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger("relay.api")
 
@@ -170,10 +171,15 @@ async def run_endpoint(
                 error.status, error.text.encode(), [(b"content-type", b"text/plain; charset=utf-8")]
             )
             return
-        if isinstance(error, StorageError):
+        headers: Headers = []
+        if isinstance(error, StorageUnavailable):
+            headers = unavailable_raw(error)
+            error = ServiceUnavailable()
+        elif isinstance(error, StorageError):
             log.error("%s %s: storage failed: %s", request.method, request.path, error)
             error = RelayError()
-        await respond_json(send, error.status, {"error": error.message})
+        body = msgspec.json.encode({"error": error.message})
+        await respond(send, error.status, body, [JSON, *headers])
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         if not request.response_started:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -11,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import Connection, Engine
 
-from storage.db import Database, create_engine, normalize_url
+from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.errors import IntegrityViolation, StorageError, StorageUnavailable, UniqueViolation
 from storage.ids import now_us, uuid7
 from storage.repos import devices, users
-from storage.repos._dialect import driver_cursor
+from storage.repos._dialect import driver_cursor, driver_cursor_of
 from storage.repos.devices import DeviceRecord
 from storage.repos.users import UserRecord
 from storage.schema import devices as devices_table
@@ -237,3 +238,70 @@ async def test_sqlite_writes_wait_for_another_process_holding_the_writer_lock(
         assert wrote_at < released_at  # no lock file: PostgreSQL orders its writers itself
     else:
         assert wrote_at >= released_at
+
+
+def _select_one(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT 1")).scalar_one())
+
+
+def _select_one_on_the_driver(conn: Connection) -> int:
+    with driver_cursor_of(conn) as cursor:
+        cursor.execute("SELECT 1")
+        return int(cursor.fetchone()[0])
+
+
+def _kill_the_pooled_connection(engine: Engine, database_url: str) -> None:
+    """End the session of the one connection resting in ``engine``'s pool, as a
+    database restart or an operator's ``pg_terminate_backend`` does."""
+    raw = engine.raw_connection()
+    dbapi_connection = raw.dbapi_connection
+    assert dbapi_connection is not None
+    backend = dbapi_connection.info.backend_pid if engine.dialect.name == "postgresql" else None
+    raw.close()  # back to the pool, alive
+    if backend is None:
+        dbapi_connection.close()
+        return
+    admin = create_engine(database_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        for _ in range(100):
+            with admin.connect() as conn:
+                query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                if conn.execute(query, {"pid": backend}).scalar_one() == 0:
+                    return
+            time.sleep(0.05)
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.parametrize("work", [_select_one, _select_one_on_the_driver])
+async def test_a_read_whose_pooled_connection_died_is_retried_on_a_new_one(
+    database_url: str, work: Callable[[Connection], int]
+) -> None:
+    engine = create_engine(database_url, PoolOptions(max_connections=1))
+    db = Database(engine, max_concurrency=1)
+    try:
+        assert await db.read(work) == 1  # the pool now holds one connection
+        await trio.to_thread.run_sync(_kill_the_pooled_connection, engine, database_url)
+        assert await db.read(work) == 1
+        assert await db.read(work) == 1
+    finally:
+        engine.dispose()
+
+
+async def test_a_write_whose_connection_died_is_unavailable_and_the_next_one_works(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, PoolOptions(max_connections=1))
+    db = Database(engine, max_concurrency=1)
+    try:
+        await db.write(_select_one)
+        await trio.to_thread.run_sync(_kill_the_pooled_connection, engine, database_url)
+        # A write is not repeated (its outcome could be unknown): the caller learns it.
+        with pytest.raises(StorageUnavailable) as raised:
+            await db.write(_select_one_on_the_driver)
+        assert raised.value.connection_lost
+        assert await db.write(_select_one) == 1
+    finally:
+        engine.dispose()

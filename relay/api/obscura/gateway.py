@@ -23,11 +23,12 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
+from relay.api.outages import unavailable_raw
 from relay.gateway.session import Gateway
 from relay.gateway.websocket import ServerWebSocket
 from relay.http_server import PeekedStream, Peer, RequestHead
 from relay.services.tickets import TicketService
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger("relay.gateway")
 
@@ -80,6 +81,9 @@ class GatewayInterceptor:
             return
         try:
             device_id = await self._tickets.redeem(tickets[0])
+        except StorageUnavailable as error:
+            await websocket.reject(503, [*tagged, *unavailable_raw(error)], b"")
+            return
         except StorageError as error:
             log.warning("gateway ticket check failed: %s", error)
             device_id = None

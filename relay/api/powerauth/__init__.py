@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
+from relay.api.outages import unavailable
 from relay.api.powerauth import admin, campaigns, devices, inbox, messages, service
 from relay.api.powerauth.envelope import error_body, verify_integrator
 from relay.errors import RelayError
-from relay.services.powerauth.errors import DatabaseFailure, DataIntegrity, PowerAuthError
+from relay.services.powerauth.errors import (
+    DatabaseFailure,
+    DatabaseUnavailable,
+    DataIntegrity,
+    PowerAuthError,
+)
 from relay.services.registry import Services
-from storage.errors import IntegrityViolation, StorageError
+from storage.errors import IntegrityViolation, StorageError, StorageUnavailable
 
 
 def blueprint(services: Services) -> Blueprint:
@@ -37,6 +43,10 @@ def blueprint(services: Services) -> Blueprint:
         if isinstance(error, IntegrityViolation):
             # A concurrent request changed the same registration (the reference: 409).
             return error_body(DataIntegrity("Data integrity violation, retry the request"))
+        if isinstance(error, StorageUnavailable):
+            response = error_body(DatabaseUnavailable("Database unavailable, retry shortly"))
+            response.headers.update(unavailable(error))
+            return response
         return error_body(DatabaseFailure("Database error"))
 
     for module in (service, devices, messages, campaigns, admin, inbox):

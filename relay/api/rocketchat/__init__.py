@@ -13,10 +13,11 @@ import msgspec
 from quart import Blueprint, Request, Response, request
 
 from relay.api.http import json_response
+from relay.api.outages import unavailable
 from relay.errors import RelayError
 from relay.services.registry import Services
 from relay.services.rocketchat import RocketChatError, Unauthorized
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 
 
 async def json_body(req: Request) -> dict[str, Any]:
@@ -57,6 +58,11 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.errorhandler(StorageError)
     async def storage_error(error: StorageError) -> Response:
+        if isinstance(error, StorageUnavailable):
+            body = {"success": False, "error": "Service unavailable"}
+            response = json_response(body, status=503)
+            response.headers.update(unavailable(error))
+            return response
         return json_response({"success": False, "error": "Internal server error"}, status=500)
 
     async def caller() -> Any:

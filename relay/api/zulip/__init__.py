@@ -16,11 +16,12 @@ from quart import Blueprint, Request, Response, request
 
 from relay import __version__
 from relay.api.http import json_response
+from relay.api.outages import unavailable
 from relay.errors import RelayError
 from relay.services.registry import Services
 from relay.services.zulip.errors import ZulipError, missing
 from relay.services.zulip.service import ZulipService
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 from storage.repos.users import UserRecord
 
 FEATURE_LEVEL = 406
@@ -93,6 +94,12 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.errorhandler(StorageError)
     async def storage_error(error: StorageError) -> Response:
+        if isinstance(error, StorageUnavailable):
+            response = error_body(
+                ZulipError("INTERNAL_SERVER_ERROR", "Service temporarily unavailable", status=503)
+            )
+            response.headers.update(unavailable(error))
+            return response
         return error_body(ZulipError("INTERNAL_SERVER_ERROR", "Internal server error", status=500))
 
     @bp.get("/api/v1/server_settings")

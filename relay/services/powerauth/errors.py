@@ -78,3 +78,9 @@ class DatabaseFailure(PowerAuthError):
 
     status = 500
     code = "ERROR_DATABASE"
+
+
+class DatabaseUnavailable(DatabaseFailure):
+    """The database is unreachable for now (``ERROR_DATABASE``, 503)."""
+
+    status = 503
