@@ -11,9 +11,13 @@ serves the management port and runs the periodic background work.
 
 The supervisor logs ``relay listening`` once every worker is ready. On SIGINT or SIGTERM
 it sends SIGTERM to every worker, which shuts down as a single server does (sessions
-closed with 1001, ack batches and pushes flushed); a worker that exits on its own stops
-the others and the supervisor exits with status 1. A worker whose supervisor is gone
-(its standard input ends) shuts down too.
+closed with 1001, ack batches and pushes flushed). A worker that exits on its own is
+restarted, as gunicorn and hypercorn do, while the others keep serving: after
+:data:`RESTART_DELAY_SECS`, doubling with each recent crash up to
+:data:`RESTART_MAX_DELAY_SECS`; a worker that crashes more than :data:`CRASH_LOOP_LIMIT`
+times within :data:`CRASH_LOOP_WINDOW_SECS` stops the server with status 1. A worker
+whose supervisor is gone (its standard input ends) stops accepting at once and shuts
+down.
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ log = logging.getLogger("relay")
 READY = b"ready\n"
 # Beyond a worker's own shutdown grace period, for its process to exit.
 EXIT_GRACE_SECS = 15.0
+# A worker that dies is restarted after this, doubled for each crash in the window.
+RESTART_DELAY_SECS = 0.5
+RESTART_MAX_DELAY_SECS = 10.0
+# More crashes than this in the window (of one worker) stop the server.
+CRASH_LOOP_LIMIT = 5
+CRASH_LOOP_WINDOW_SECS = 60
+
+Status = trio.TaskStatus[bool]
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ def serve_workers(settings: Settings) -> int:
         for index, inbox in enumerate(inboxes)
     ]
     try:
-        return trio.run(partial(_supervise, settings, plans, inboxes, api, management))
+        return trio.run(partial(_supervise, settings, plans, inboxes, api, management, group))
     finally:
         api.close()
         management.close()
@@ -127,44 +139,104 @@ async def _ready(process: trio.Process) -> bool:
     return said == READY
 
 
+@dataclass
+class CrashHistory:
+    """One worker's recent crashes, and the restart policy they imply (sans-IO)."""
+
+    times: list[float] = dataclasses.field(default_factory=list)
+
+    def crashed(self, now: float) -> float | None:
+        """Note a crash; the delay before the restart, or None in a crash loop."""
+        self.times = [at for at in self.times if now - at < CRASH_LOOP_WINDOW_SECS]
+        self.times.append(now)
+        if len(self.times) > CRASH_LOOP_LIMIT:
+            return None
+        return min(RESTART_MAX_DELAY_SECS, RESTART_DELAY_SECS * 2.0 ** (len(self.times) - 1))
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its plan and the process that fills it now."""
+
+    plan: WorkerPlan
+    group: str
+    process: trio.Process | None = None
+    crashes: CrashHistory = dataclasses.field(default_factory=CrashHistory)
+
+
 async def _supervise(
     settings: Settings,
     plans: list[WorkerPlan],
     inboxes: list[socket.socket],
     api: socket.socket,
     management: socket.socket,
+    group: str,
 ) -> int:
-    processes: list[trio.Process] = []
+    slots = [_Slot(plan, group) for plan in plans]
     stopping = trio.Event()
     failed = False
 
     def stop_all() -> None:
         if not stopping.is_set():
             stopping.set()
-            for process in processes:
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
+            for slot in slots:
+                if slot.process is not None and slot.process.returncode is None:
+                    slot.process.send_signal(signal.SIGTERM)
 
-    async def watch(process: trio.Process, index: int) -> None:
+    async def keep_running(slot: _Slot, inbox: socket.socket, task_status: Status) -> None:
         nonlocal failed
-        code = await process.wait()
-        if not stopping.is_set() or code != 0:
-            failed = True
-            log.error("worker %d exited with status %d", index + 1, code)
-        stop_all()
+        first = True
+        while True:
+            slot.process = process = await _start(slot.plan)
+            # Peers' sends fail fast once the worker has exited only if it held the last
+            # copy of its inbox.
+            inbox.close()
+            ready = await _ready(process)
+            if first:
+                task_status.started(ready)
+                first = False
+            elif ready:
+                log.info("worker %d restarted (pid %d)", slot.plan.index + 1, process.pid)
+            code = await process.wait()
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            if stopping.is_set():
+                failed = failed or code != 0
+                return
+            delay = slot.crashes.crashed(trio.current_time())
+            index = slot.plan.index + 1
+            if delay is None:
+                log.error(
+                    "worker %d exited with status %d, %d times in %d s: giving up",
+                    index,
+                    code,
+                    len(slot.crashes.times),
+                    CRASH_LOOP_WINDOW_SECS,
+                )
+                failed = True
+                stop_all()
+                return
+            log.error(
+                "worker %d (pid %d) exited with status %d; restarting in %.1f s",
+                index,
+                process.pid,
+                code,
+                delay,
+            )
+            with trio.move_on_after(delay):
+                await stopping.wait()
+            if stopping.is_set():
+                return
+            inbox = bind_inbox(slot.group, slot.plan.index)
+            slot.plan = dataclasses.replace(slot.plan, inbox_fd=inbox.fileno())
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             try:
-                for plan in plans:
-                    processes.append(await _start(plan))
-                # Peers' sends fail fast once a worker has exited only if the worker
-                # held the last copy of its inbox.
-                for inbox in inboxes:
-                    inbox.close()
-                for index, process in enumerate(processes):
-                    nursery.start_soon(watch, process, index)
-                ready = [await _ready(process) for process in processes]
+                ready = [
+                    await nursery.start(keep_running, slot, inbox)
+                    for slot, inbox in zip(slots, inboxes, strict=True)
+                ]
             except BaseException:
                 stop_all()
                 raise
@@ -172,26 +244,27 @@ async def _supervise(
                 log.info("relay listening: API %s, management %s", _url(api), _url(management))
                 log.info(
                     "%d worker processes: %s",
-                    len(processes),
-                    ", ".join(str(process.pid) for process in processes),
+                    len(slots),
+                    ", ".join(str(slot.process.pid) for slot in slots if slot.process),
                 )
                 nursery.start_soon(_stop_on_signal, signals, stop_all)
             else:
                 log.error("a worker exited before it was ready")
+                failed = True
                 stop_all()
             await stopping.wait()
             with trio.move_on_after(settings.server_shutdown_timeout_secs + EXIT_GRACE_SECS):
-                for process in processes:
-                    await process.wait()
+                for slot in slots:
+                    if slot.process is not None:
+                        await slot.process.wait()
             nursery.cancel_scope.cancel()
-        for process in processes:
-            failed = failed or process.returncode != 0
-            if process.returncode is None:
+        for slot in slots:
+            process = slot.process
+            if process is not None and process.returncode is None:
                 log.error("worker pid %d did not exit in time; killed", process.pid)
+                failed = True
                 process.kill()
                 await process.wait()
-            assert process.stdin is not None
-            await process.stdin.aclose()
     log.info("relay stopped")
     return 1 if failed else 0
 

@@ -7,7 +7,9 @@ applied to this process's sessions, then handed to one sender task per peer, whi
 applies it to its own. The supervisor binds every inbox before any worker starts, so an
 event sent to a worker that is still starting waits in its queue instead of being lost.
 A connected datagram socket blocks its sender while the peer's queue is full; meanwhile
-further events for that peer merge (:class:`_Peer`), which is the backpressure.
+further events for that peer merge (:class:`_Peer`), which is the backpressure. A worker
+that dies is restarted by the supervisor on a new inbox at the same address: its peers
+reconnect and send what waited meanwhile.
 
 Events carry device ids only, as in :class:`~relay.gateway.hub.LocalHub`: a datagram is
 one kind byte followed by 16-byte UUIDs. The encoding is sans-IO (:func:`encode_events`,
@@ -32,6 +34,10 @@ log = logging.getLogger("relay.gateway")
 # 16 KiB of ids a datagram: far below the Unix datagram limit (the socket buffer).
 MAX_IDS_PER_DATAGRAM = 1024
 _RECEIVE_BYTES = 1 + 16 * MAX_IDS_PER_DATAGRAM
+# A peer that is gone is tried again after this, doubling up to the maximum (at once
+# when there are events for it).
+_RECONNECT_MIN_SECS = 0.1
+_RECONNECT_MAX_SECS = 2.0
 
 
 class EventKind(enum.IntEnum):
@@ -75,9 +81,11 @@ def bind_inbox(group: str, index: int) -> socket.socket:
 class _Peer:
     """What is still to be told to one peer: device ids by event kind, merged.
 
-    A set per kind instead of a queue: under load, or while the peer is slow to read,
-    events for the same device merge, so memory is bounded by the number of devices and
-    the request that published an event never waits for a peer.
+    A set per kind instead of a queue: under load, while the peer is slow to read, or
+    while it is down (a worker being restarted), events for the same device merge, so
+    memory is bounded by the number of devices and the request that published an event
+    never waits for a peer. A peer that is gone is reconnected with a backoff, at once
+    when there is something to tell it, and gets everything that waited.
     """
 
     def __init__(self, address: bytes) -> None:
@@ -87,30 +95,45 @@ class _Peer:
         self._wake = trio.Event()
 
     def add(self, kind: EventKind, devices: Iterable[uuid.UUID]) -> None:
-        if not self.gone:
-            self.pending[kind].update(devices)
-            self._wake.set()
+        self.pending[kind].update(devices)
+        self._wake.set()
 
     async def run(self) -> None:
-        """Connect, then send whatever is pending until the peer is gone (or cancelled)."""
-        with trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            await sock.connect(self.address)
-            while True:
+        """Connect and send whatever is pending; reconnect when the peer goes (until
+        cancelled)."""
+        delay = _RECONNECT_MIN_SECS
+        while True:
+            try:
+                with trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                    await sock.connect(self.address)
+                    if self.gone:
+                        log.info("hub peer %r is back", self.address)
+                    self.gone = False
+                    delay = _RECONNECT_MIN_SECS
+                    await self._send(sock)
+            except OSError as error:
+                # The peer has exited (its inbox is closed) or is being restarted.
+                if not self.gone:
+                    log.info("hub peer %r is gone: %s", self.address, error)
+                self.gone = True
+            with trio.move_on_after(delay):
                 await self._wake.wait()
-                self._wake = trio.Event()
-                for kind, devices in self.pending.items():
-                    if not devices:
-                        continue
-                    self.pending[kind] = set()
-                    try:
-                        for datagram in encode_events(kind, list(devices)):
-                            await sock.send(datagram)
-                    except OSError as error:
-                        # The peer has exited (its inbox is closed): nothing there to wake.
-                        log.info("hub peer %r is gone: %s", self.address, error)
-                        self.gone = True
-                        self.pending.clear()
-                        return
+            delay = min(delay * 2, _RECONNECT_MAX_SECS)
+
+    async def _send(self, sock: trio.socket.SocketType) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            for kind, devices in self.pending.items():
+                if not devices:
+                    continue
+                self.pending[kind] = set()
+                try:
+                    for datagram in encode_events(kind, list(devices)):
+                        await sock.send(datagram)
+                except OSError:
+                    self.add(kind, devices)  # kept for the next connection
+                    raise
 
 
 class PeerHub:
@@ -162,7 +185,8 @@ class PeerHub:
             self._inbox.close()
 
     async def healthy(self) -> bool:
-        """Whether this worker receives its peers' events and reaches every peer."""
+        """Whether this worker receives its peers' events and reaches every peer (one
+        being restarted does not count until it is back)."""
         await trio.lowlevel.checkpoint()
         return self._running and not any(peer.gone for peer in self._peers)
 

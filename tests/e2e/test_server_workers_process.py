@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ from storage.db import Database
 from tests.e2e.process import Serving, relay_process
 from tests.factories import Device, new_device
 from tests.messaging import pending_is, receive_envelopes, send_numbered
-from tests.waiting import until
+from tests.waiting import until, until_true
 
 _ESTABLISHED = "01"
 
@@ -122,11 +124,62 @@ async def test_workers_share_the_port_and_events_cross_processes(
                         assert closed.value.reason.code == 1001
 
 
-def test_a_worker_that_dies_stops_the_server(tmp_path: Path, database_url: str) -> None:
+async def test_a_killed_worker_is_restarted_while_the_others_serve(
+    tmp_path: Path, database_url: str, db: Database
+) -> None:
     with relay_process(tmp_path, database_url, server_workers="2") as server:
         first, second = _workers(server)
         os.kill(second, signal.SIGKILL)
-        server.process.wait(timeout=30)
-        assert server.process.returncode == 1
-        with pytest.raises(ProcessLookupError):
-            os.kill(first, 0)
+        async with httpx.AsyncClient(base_url=server.api, timeout=30) as http:
+            # The survivor serves meanwhile.
+            for _ in range(20):
+                assert (await http.get("/v1/devices")).status_code == 401
+
+            def replaced() -> bool:
+                workers = _workers(server)
+                return len(workers) == 2 and first in workers and second not in workers
+
+            await until_true(replaced, seconds=15)
+            await until_true(lambda: "worker 2 restarted" in server.startup_log, seconds=15)
+            assert "worker 2 (pid" in server.startup_log
+            assert "restarting in 0.5 s" in server.startup_log
+            # The new worker takes sessions, and events cross to and from it again.
+            sender = await new_device(http)
+            async with AsyncExitStack() as stack:
+                held = await _sessions_in_every_worker(stack, http, server)
+                for device, _, _ in held:
+                    await send_numbered(sender, device, 2)
+                for device, gateway, _ in held:
+                    batches = await receive_envelopes(gateway, 2)
+                    await gateway.ack([e.id for batch in batches for e in batch])
+                    await until(lambda device=device: pending_is(db, device, 0), seconds=10)
+            async with httpx.AsyncClient(base_url=server.management) as management:
+                readiness = await management.get("/readyz")
+                assert readiness.json()["pubsub"] == "ok"
+        log, _ = server.stop()
+    assert "relay stopped" in log
+
+
+def test_workers_whose_supervisor_is_killed_stop_at_once(tmp_path: Path, database_url: str) -> None:
+    with relay_process(tmp_path, database_url, server_workers="2") as server:
+        workers = _workers(server)
+        url = urlsplit(server.api)
+        assert url.hostname is not None
+        assert url.port is not None
+        server.process.kill()
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers)
+        # Nothing holds the port open any more: a client is refused, not left waiting.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((url.hostname, url.port), timeout=2).close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
