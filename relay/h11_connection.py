@@ -32,13 +32,13 @@ import trio
 from hypercorn.typing import (
     ASGIReceiveEvent,
     ASGISendEvent,
-    ConnectionState,
-    HTTPScope,
     ResponseSummary,
 )
 
 from relay.http_serving import (
+    CONNECTION_CLOSE,
     DISCARD_LIMIT_BYTES,
+    DISCONNECT,
     RECEIVE_BYTES,
     REQUEST_TIMEOUT_SECS,
     Address,
@@ -47,9 +47,6 @@ from relay.http_serving import (
 
 log = logging.getLogger("relay.http")
 
-Headers = list[tuple[bytes, bytes]]
-_DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
-_CONNECTION_CLOSE = (b"connection", b"close")
 _PEER_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 # A peer that takes no bytes of a response for this long is given up on.
 WRITE_TIMEOUT_SECS = 60.0
@@ -182,7 +179,7 @@ class H11Connection:
         """An empty error response that ends the connection, as hypercorn answers."""
         headers = [
             (b"content-length", b"0"),
-            _CONNECTION_CLOSE,
+            CONNECTION_CLOSE,
             *self.serving.config.response_headers("h11"),
         ]
         try:
@@ -243,22 +240,16 @@ class _Exchange:
         self.method = request.method.decode("ascii").upper()
         config = connection.serving.config
         path, _, query = request.target.partition(b"?")
-        self.scope: HTTPScope = {
-            "type": "http",
-            "http_version": request.http_version.decode(),
-            "asgi": {"spec_version": "2.1", "version": "3.0"},
-            "method": self.method,
-            "scheme": "http",
-            "path": unquote(path.decode("ascii")),
-            "raw_path": path,
-            "query_string": query,
-            "root_path": config.root_path,
-            "headers": list(request.headers),
-            "client": connection.client,
-            "server": connection.server,
-            "state": ConnectionState(connection.serving.state.copy()),
-            "extensions": {},
-        }
+        self.scope = connection.serving.scope(
+            method=self.method,
+            http_version=request.http_version.decode(),
+            path=unquote(path.decode("ascii")),
+            raw_path=path,
+            query_string=query,
+            headers=list(request.headers),
+            client=connection.client,
+            server=connection.server,
+        )
         length = _header(request.headers, b"content-length")
         chunked = _header(request.headers, b"transfer-encoding") is not None
         # None: chunked, its length unknown (h11 allows no other framing in a request).
@@ -278,7 +269,7 @@ class _Exchange:
         if self.body_done or self.complete:
             # Nothing more comes until the response is over (the connection decides).
             await self._done.wait()
-            return _DISCONNECT
+            return DISCONNECT
         connection = self.connection
         if self.waiting_for_continue and not self.head_sent:
             self.waiting_for_continue = False
@@ -293,7 +284,7 @@ class _Exchange:
                 event = connection.h11.next_event()
             except h11.RemoteProtocolError as error:
                 self._refuse(error.error_status_hint)
-                return _DISCONNECT
+                return DISCONNECT
             if isinstance(event, h11.Data):
                 parts.append(bytes(event.data))
                 continue
@@ -304,7 +295,7 @@ class _Exchange:
                 return self._body(parts, more=True)
             data = await connection.read_body_data()
             if data is None:  # the response ended first
-                return _DISCONNECT
+                return DISCONNECT
             connection.h11.receive_data(bytes(data))
 
     def _refuse(self, status: int) -> None:
@@ -336,7 +327,7 @@ class _Exchange:
             assert self.response is not None
             server_headers = connection.serving.config.response_headers("h11")
             if self._last:
-                server_headers.append(_CONNECTION_CLOSE)
+                server_headers.append(CONNECTION_CLOSE)
             headers = [*self.response["headers"], *server_headers]
             response = h11.Response(status_code=self.response["status"], headers=headers)
             data = connection.h11.send(response) or b""

@@ -17,10 +17,14 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config
-from hypercorn.typing import LifespanState
+from hypercorn.typing import ASGIReceiveEvent, ConnectionState, HTTPScope, LifespanState
 
 Address = tuple[str, int]
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
+CONNECTION_CLOSE = (b"connection", b"close")
 
 RECEIVE_BYTES = 64 * 1024
 # A request's head, once begun, must arrive within this (the first head too).
@@ -49,6 +53,36 @@ class Serving:
         self.stopping = True
         for scope in self._idle_scopes:
             scope.cancel()
+
+    def scope(
+        self,
+        *,
+        method: str,
+        http_version: str,
+        path: str,
+        raw_path: bytes,
+        query_string: bytes,
+        headers: Headers,
+        client: Address | None,
+        server: Address | None,
+    ) -> HTTPScope:
+        """The ASGI scope of one request (as hypercorn builds it)."""
+        return {
+            "type": "http",
+            "http_version": http_version,
+            "asgi": {"spec_version": "2.1", "version": "3.0"},
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query_string,
+            "root_path": self.config.root_path,
+            "headers": headers,
+            "client": client,
+            "server": server,
+            "state": ConnectionState(self.state.copy()),
+            "extensions": {},
+        }
 
     async def receive_idle(
         self, stream: trio.abc.ReceiveStream, wait_secs: float

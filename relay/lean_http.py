@@ -22,11 +22,13 @@ import logging
 from urllib.parse import unquote
 
 import trio
-from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ConnectionState, HTTPScope
+from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
 
 from relay import http1
 from relay.http_serving import (
+    CONNECTION_CLOSE,
     DISCARD_LIMIT_BYTES,
+    DISCONNECT,
     RECEIVE_BYTES,
     REQUEST_TIMEOUT_SECS,
     Address,
@@ -40,8 +42,6 @@ Route = tuple[str, str]  # (method, path)
 # The hot routes' bodies are small: a larger one goes to the h11 path, which streams it
 # (this path holds a body in memory). The send limit (2 MiB) is served here.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-_DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
-_CONNECTION_CLOSE = (b"connection", b"close")
 
 
 class LeanHttp:
@@ -149,22 +149,16 @@ class _Connection:
         """One request and its response (the connection's ``last``); False if the
         connection cannot go on."""
         exchange = _Exchange(self, request, last)
-        scope: HTTPScope = {
-            "type": "http",
-            "http_version": "1.1",
-            "asgi": {"spec_version": "2.1", "version": "3.0"},
-            "method": request.method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": request.raw_path,
-            "query_string": request.query_string,
-            "root_path": self.lean.config.root_path,
-            "headers": request.headers,
-            "client": self.client,
-            "server": self.server,
-            "state": ConnectionState(self.lean.serving.state.copy()),
-            "extensions": {},
-        }
+        scope = self.lean.serving.scope(
+            method=request.method,
+            http_version="1.1",
+            path=path,
+            raw_path=request.raw_path,
+            query_string=request.query_string,
+            headers=request.headers,
+            client=self.client,
+            server=self.server,
+        )
         try:
             await self.lean.app(scope, exchange.receive, exchange.send)
         except Exception:
@@ -202,15 +196,15 @@ class _Exchange:
             if not self.finished:
                 self._done = self._done or trio.Event()
                 await self._done.wait()
-            return _DISCONNECT
+            return DISCONNECT
         self._delivered = True
         connection, request = self.connection, self.request
         try:
             while len(connection.buffer) < request.body_end:
                 if not await connection.receive_more(idle=False):
-                    return _DISCONNECT
+                    return DISCONNECT
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return _DISCONNECT
+            return DISCONNECT
         body = bytes(connection.buffer[request.body_start : request.body_end])
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -229,13 +223,13 @@ class _Exchange:
 
     async def fail(self) -> None:
         """An empty 500 that closes the connection, as the h11 path answers a failed app."""
-        await self._write(500, [(b"content-length", b"0"), _CONNECTION_CLOSE], b"", False)
+        await self._write(500, [(b"content-length", b"0"), CONNECTION_CLOSE], b"", False)
 
     async def _write(self, status: int, headers: http1.Headers, body: bytes, last: bool) -> None:
         server_headers = self.connection.lean.config.response_headers("h11")
         if last:
             # Hypercorn's own header at its request limit, after the server's others.
-            server_headers.append(_CONNECTION_CLOSE)
+            server_headers.append(CONNECTION_CLOSE)
         data = http1.encode_response(
             status, headers, body, server_headers, close=not self.request.keep_alive
         )

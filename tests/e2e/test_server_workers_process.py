@@ -75,6 +75,19 @@ async def _sessions_in_every_worker(
     raise AssertionError("every gateway connection went to the same worker")
 
 
+async def _delivered_to_every_worker(
+    held: list[tuple[Device, GatewayConnection, int]], sender: Device, db: Database
+) -> None:
+    """Whichever worker takes a send, every session is woken, receives and acknowledges."""
+    for device, _, _ in held:
+        await send_numbered(sender, device, 3)
+    for _, gateway, _ in held:
+        batches = await receive_envelopes(gateway, 3)
+        await gateway.ack([e.id for batch in batches for e in batch])
+    for device, _, _ in held:
+        await until(lambda device=device: pending_is(db, device, 0), seconds=10)
+
+
 async def test_workers_share_the_port_and_events_cross_processes(
     tmp_path: Path, database_url: str, db: Database
 ) -> None:
@@ -85,14 +98,7 @@ async def test_workers_share_the_port_and_events_cross_processes(
             sender = await new_device(http)
             async with AsyncExitStack() as stack:
                 held = await _sessions_in_every_worker(stack, http, server)
-                # Whichever worker takes a send, every session is woken.
-                for device, _, _ in held:
-                    await send_numbered(sender, device, 3)
-                for _, gateway, _ in held:
-                    batches = await receive_envelopes(gateway, 3)
-                    await gateway.ack([e.id for batch in batches for e in batch])
-                for device, _, _ in held:
-                    await until(lambda device=device: pending_is(db, device, 0), seconds=10)
+                await _delivered_to_every_worker(held, sender, db)
 
                 # A take-over closes the device's sessions in every worker.
                 device, _, _ = held[0]
@@ -146,13 +152,9 @@ async def test_a_killed_worker_is_restarted_while_the_others_serve(
             # The new worker takes sessions, and events cross to and from it again.
             sender = await new_device(http)
             async with AsyncExitStack() as stack:
-                held = await _sessions_in_every_worker(stack, http, server)
-                for device, _, _ in held:
-                    await send_numbered(sender, device, 2)
-                for device, gateway, _ in held:
-                    batches = await receive_envelopes(gateway, 2)
-                    await gateway.ack([e.id for batch in batches for e in batch])
-                    await until(lambda device=device: pending_is(db, device, 0), seconds=10)
+                await _delivered_to_every_worker(
+                    await _sessions_in_every_worker(stack, http, server), sender, db
+                )
             async with httpx.AsyncClient(base_url=server.management) as management:
                 readiness = await management.get("/readyz")
                 assert readiness.json()["pubsub"] == "ok"
