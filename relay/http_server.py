@@ -89,7 +89,7 @@ class Interceptor(Protocol):
         """True to take the connection that starts with this request."""
 
     async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
-        """Serve the connection (``stream`` replays the head); close it when done."""
+        """Serve the connection (``stream`` replays the head); the caller closes it."""
 
 
 class PeekedStream(trio.abc.HalfCloseableStream):
@@ -241,7 +241,11 @@ async def serve_http(
             return
         head = parse_request_head(peeked)
         if interceptor is not None and head is not None and interceptor.wants(head):
-            await interceptor.serve(PeekedStream(stream, peeked), peer)
+            try:
+                await interceptor.serve(PeekedStream(stream, peeked), peer)
+            finally:
+                # Lingering: a refusal must reach a client that sent more.
+                await serving.close(stream)
             return
         local = _address(stream, local=True)
         rest: bytes | None = peeked

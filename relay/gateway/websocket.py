@@ -161,10 +161,6 @@ class ServerWebSocket:
         """Drop the TCP connection at once."""
         self._stream.abort()
 
-    async def aclose(self) -> None:
-        """Close the TCP connection."""
-        await self._stream.aclose()
-
     async def _send_event(self, event: Event) -> None:
         try:
             data = self._protocol.send(event)

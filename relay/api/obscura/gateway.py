@@ -54,14 +54,8 @@ class GatewayInterceptor:
         return head.path == GATEWAY_PATH and is_websocket_upgrade(head.method, head.headers)
 
     async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
-        """Handshake, then the session; the connection is closed at the end."""
+        """Handshake, then the session (the accept loop closes the connection)."""
         websocket = ServerWebSocket(stream, max_message_bytes=_MAX_INBOUND_MESSAGE)
-        try:
-            await self._serve(websocket, peer)
-        finally:
-            await websocket.aclose()
-
-    async def _serve(self, websocket: ServerWebSocket, peer: Peer | None) -> None:
         request = await websocket.handshake()
         if request is None:
             return
