@@ -16,8 +16,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from relay.config import load_settings
-from relay.http_server import OpenConnections, serve_http
 from relay.server import hypercorn_config
+from relay.transport.listener import OpenConnections, serve_http
 
 
 def create_app() -> QuartTrio:

@@ -139,7 +139,7 @@ class ApiApplication:
 
     asgi: EdgeMiddleware
     gateway: GatewayInterceptor
-    # Served by the lean HTTP/1.1 path (relay.lean_http): small bodies, whole responses.
+    # Served by the lean HTTP/1.1 path (relay.transport.lean): small bodies, whole responses.
     lean_routes: frozenset[tuple[str, str]] = frozenset({("POST", MESSAGES_PATH)})
 
 

@@ -1,6 +1,6 @@
 """The process: one root nursery holding both HTTP listeners and every background task.
 
-Hypercorn's trio stack is driven from our own listeners (:mod:`relay.http_server`, not
+Hypercorn's trio stack is driven from our own listeners (:mod:`relay.transport.listener`, not
 hypercorn's CLI) so that shutdown is ours: on SIGINT/SIGTERM gateway sessions close with
 1001, the listeners stop accepting and finish in-flight requests within
 ``SERVER_SHUTDOWN_TIMEOUT_SECS`` (then abort what is left), background workers are told
@@ -8,7 +8,7 @@ to stop and get the same grace period to finish, and only then is anything cance
 
 The same function runs each worker of a multi-process server (:mod:`relay.supervisor`):
 there the listening sockets are inherited, events reach peer workers through the
-:class:`~relay.gateway.peer_hub.PeerHub`, and only the first worker serves the
+:class:`~relay.events.peer_hub.PeerHub`, and only the first worker serves the
 management port and runs the periodic background work.
 """
 
@@ -27,9 +27,9 @@ from relay.api.ops import ManagementApp
 from relay.app import create_api_app
 from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
-from relay.gateway.peer_hub import PeerHub
-from relay.http_server import OpenConnections, serve_http
+from relay.events.peer_hub import PeerHub
 from relay.services.registry import Services
+from relay.transport.listener import OpenConnections, serve_http
 from relay.workers import Worker, background_workers
 
 log = logging.getLogger("relay")

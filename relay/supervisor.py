@@ -6,7 +6,7 @@ sockets and one hub inbox per worker, then starts the workers
 (``python -m relay.supervisor``, the plan on standard input). Every worker accepts on the
 same inherited API socket and runs :func:`relay.server.run_server` as that worker: its
 own group-commit writer, ack batcher and gateway sessions; events for sessions in other
-workers go through the :class:`~relay.gateway.peer_hub.PeerHub`. The first worker also
+workers go through the :class:`~relay.events.peer_hub.PeerHub`. The first worker also
 serves the management port and runs the periodic background work.
 
 The supervisor logs ``relay listening`` once every worker is ready. On SIGINT or SIGTERM
@@ -37,8 +37,8 @@ from functools import partial
 import trio
 
 from relay.config import Settings
-from relay.gateway.hub import LocalHub
-from relay.gateway.peer_hub import PeerHub, bind_inbox, inbox_address
+from relay.events.hub import LocalHub
+from relay.events.peer_hub import PeerHub, bind_inbox, inbox_address
 from relay.logs import configure_logging
 from relay.runtime import Runtime, open_database, prepare, run_with_services
 from relay.server import WorkerSlot, hypercorn_config, run_server

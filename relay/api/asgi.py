@@ -22,11 +22,11 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 from relay.api.http import BODY_INCOMPLETE, BODY_TOO_LARGE, Rejection
 from relay.api.outages import unavailable_raw
 from relay.errors import RelayError, ServiceUnavailable
+from relay.transport.types import Headers
 from storage.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger("relay.api")
 
-Headers = list[tuple[bytes, bytes]]
 OCTET_STREAM = (b"content-type", b"application/octet-stream")
 JSON = (b"content-type", b"application/json")
 

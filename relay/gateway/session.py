@@ -34,12 +34,12 @@ from typing import Protocol
 import trio
 
 from relay import wire
+from relay.events.hub import Hub, Subscription
 from relay.gateway.acks import AckBatcher
-from relay.gateway.hub import Hub, Subscription
 from relay.gateway.outbox import Outbox
-from relay.services.group_commit import GroupCommit
 from storage.db import Database
 from storage.errors import StorageError
+from storage.group_commit import GroupCommit
 from storage.ids import now_us
 from storage.repos import keys, messages
 from storage.repos.messages import PendingMessage

@@ -21,7 +21,7 @@ from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.repos import backups as backups_repo
 from storage.repos import devices, keys, users
-from storage.repos.devices import DeviceRecord
+from storage.repos.devices import DeviceRecord as DeviceRecord  # returned to the API
 from storage.repos.keys import Identity
 from storage.repos.refresh_tokens import RefreshGrant
 

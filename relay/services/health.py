@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from relay.gateway.hub import Hub
+from relay.events.hub import Hub
 from storage.blobs import BlobStore
 from storage.db import Database
 

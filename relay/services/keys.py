@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from relay.crypto import xeddsa
 from relay.crypto.keys import KeyFormatError, parse_public_key, parse_signature
 from relay.errors import AuthenticationFailed, InvalidInput, NotFound
-from relay.gateway.hub import Hub
+from relay.events.hub import Hub
 from relay.services.principal import Principal
 from relay.services.push.wakeups import Wakeups
 from storage.db import Database

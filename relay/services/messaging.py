@@ -16,12 +16,12 @@ from obscura_proto.obscura.v1 import (
 )
 from relay import wire
 from relay.errors import AuthenticationFailed, InvalidInput, PayloadTooLarge, RelayError
-from relay.gateway.hub import Hub
+from relay.events.hub import Hub
 from relay.parsing import parse_uuid
-from relay.services.group_commit import GroupCommit
 from relay.services.principal import Principal
 from relay.services.push.wakeups import Wakeups
 from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.ids import MICROS_PER_DAY, MICROS_PER_SECOND, now_us, uuid7
 from storage.repos import devices, idempotency, messages
 from storage.repos.messages import NewMessage

@@ -13,15 +13,14 @@ from relay.config import SettingError, Settings
 from relay.crypto.jwt import JwtCodec
 from relay.crypto.passwords import PasswordHashing
 from relay.crypto.sealing import Vault, new_key
+from relay.events.hub import Hub, LocalHub
 from relay.gateway.acks import AckBatcher
-from relay.gateway.hub import Hub, LocalHub
 from relay.gateway.session import Gateway, GatewayConfig
 from relay.services.api_keys import ApiKeyService
 from relay.services.attachments import AttachmentService
 from relay.services.backups import BackupService
 from relay.services.devices import DeviceService
 from relay.services.face_logins import FaceLoginService
-from relay.services.group_commit import GroupCommit
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
@@ -45,6 +44,7 @@ from relay.services.zulip.keys import BouncerKeys
 from relay.services.zulip.service import ZulipConfig, ZulipService
 from storage.blobs import BlobStore, FilesystemBlobStore
 from storage.db import Database
+from storage.group_commit import GroupCommit
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
 _PASSWORD_HASH_THREADS = 2

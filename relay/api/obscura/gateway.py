@@ -2,8 +2,9 @@
 
 A connection whose first request is a WebSocket upgrade of ``/v1/gateway`` never reaches
 the HTTP paths: :class:`GatewayInterceptor` takes it from the accept loop
-(:mod:`relay.http_server`) and runs it on :class:`~relay.gateway.websocket.ServerWebSocket`,
-which gives the session real pings, liveness and a connection it can always cut.
+(:mod:`relay.transport.listener`) and runs it on
+:class:`~relay.transport.websocket.ServerWebSocket`, which gives the session real pings,
+liveness and a connection it can always cut.
 The handshake answers as the reference does, before upgrading: 429 from the rate limit,
 400 without a ticket, an empty 401 for a bad one; every answer carries ``x-request-id``.
 
@@ -25,9 +26,10 @@ from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
 from relay.api.outages import unavailable_raw
 from relay.gateway.session import Gateway
-from relay.gateway.websocket import ServerWebSocket
-from relay.http_server import PeekedStream, Peer, RequestHead
 from relay.services.tickets import TicketService
+from relay.transport.listener import PeekedStream, RequestHead
+from relay.transport.types import Address
+from relay.transport.websocket import ServerWebSocket
 from storage.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger("relay.gateway")
@@ -53,7 +55,7 @@ class GatewayInterceptor:
         """The WebSocket upgrades of ``/v1/gateway``."""
         return head.path == GATEWAY_PATH and is_websocket_upgrade(head.method, head.headers)
 
-    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+    async def serve(self, stream: PeekedStream, peer: Address | None) -> None:
         """Handshake, then the session (the accept loop closes the connection)."""
         websocket = ServerWebSocket(stream, max_message_bytes=_MAX_INBOUND_MESSAGE)
         request = await websocket.handshake()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from relay.crypto.keys import encode_base64
+from relay.services.devices import DeviceRecord
 from relay.services.keys import FetchedBundle
 from relay.services.sessions import Session
 from storage.ids import format_rfc3339
-from storage.repos.devices import DeviceRecord
 
 
 def auth_response(session: Session) -> dict[str, Any]:

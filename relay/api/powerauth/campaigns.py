@@ -15,10 +15,9 @@ from relay.api.powerauth.envelope import (
     request_dict,
     request_object,
 )
-from relay.services.powerauth.campaigns import CampaignProgress
+from relay.services.powerauth.campaigns import Campaign, CampaignProgress
 from relay.services.registry import Services
 from storage.ids import format_rfc3339
-from storage.repos.powerauth import Campaign
 
 MAX_PAGE_SIZE = 10_000
 

@@ -15,10 +15,9 @@ from quart import Blueprint, Response, request
 
 from relay.api.powerauth.envelope import ok, query_bool, query_int, read_json
 from relay.services.powerauth.errors import InvalidRequest, Violation
-from relay.services.powerauth.inbox import MAX_PAGE_SIZE
+from relay.services.powerauth.inbox import MAX_PAGE_SIZE, InboxMessage
 from relay.services.registry import Services
 from storage.ids import format_rfc3339
-from storage.repos.powerauth import InboxMessage
 
 
 def summary_body(message: InboxMessage) -> dict[str, Any]:

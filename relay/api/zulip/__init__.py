@@ -20,9 +20,8 @@ from relay.api.outages import unavailable
 from relay.errors import RelayError
 from relay.services.registry import Services
 from relay.services.zulip.errors import ZulipError, missing
-from relay.services.zulip.service import ZulipService
+from relay.services.zulip.service import UserRecord, ZulipService
 from storage.errors import StorageError, StorageUnavailable
-from storage.repos.users import UserRecord
 
 FEATURE_LEVEL = 406
 ZULIP_VERSION = "11.0"

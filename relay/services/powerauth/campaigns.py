@@ -35,7 +35,7 @@ from storage.db import Database
 from storage.errors import StorageError
 from storage.ids import MICROS_PER_SECOND, now_us
 from storage.repos import powerauth, push_jobs, push_registrations
-from storage.repos.powerauth import Campaign
+from storage.repos.powerauth import Campaign as Campaign  # returned to the API
 
 log = logging.getLogger("relay.powerauth")
 

@@ -19,7 +19,7 @@ from relay.services.push.apps import AppService
 from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.repos import powerauth
-from storage.repos.powerauth import InboxMessage
+from storage.repos.powerauth import InboxMessage as InboxMessage  # returned to the API
 
 _APP_ID = re.compile(r"^[a-zA-Z0-9_-]{3,255}$")
 _TYPES = ("text", "html")

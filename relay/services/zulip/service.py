@@ -30,7 +30,7 @@ from storage.errors import IntegrityViolation
 from storage.ids import now_us, uuid7
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ZULIP, Registration
-from storage.repos.users import UserRecord
+from storage.repos.users import UserRecord as UserRecord  # returned to the API
 
 log = logging.getLogger("relay.zulip")
 

@@ -4,16 +4,16 @@ Hypercorn's trio worker spends about as much CPU on one small request as the who
 message send behind it (an h11 state machine, a task and queues per request, dozens of
 scheduler round trips). A connection whose first request is one of the hot routes
 (``POST /v1/messages``) is served here instead: one task reads requests framed by
-:mod:`relay.http1`, calls the same ASGI application with the scope the h11 path would have
+:mod:`relay.transport.http1`, calls the same ASGI application with the scope the h11 path would have
 built, and writes each response in one ``send_all``.
 
-It keeps connections as :mod:`relay.h11_connection` does (:mod:`relay.http_serving`):
+It keeps connections as :mod:`relay.transport.h11_connection` does (:mod:`relay.transport.serving`):
 keep-alive with the same idle timeout and request limit, the rest of a body answered
 early read and dropped (up to a bound) so the next request is served, an empty 500 (and
 close) when the application fails or answers nothing, ``connection: close`` when asked
 for, idle connections closed at shutdown, lingering closes. At the first request that is
 not a plain one for a hot route, the rest of the connection, buffered bytes first, goes
-to :class:`~relay.h11_connection.H11Connection`.
+to :class:`~relay.transport.h11_connection.H11Connection`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from urllib.parse import unquote
 import trio
 from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
 
-from relay import http1
-from relay.http_serving import (
-    CONNECTION_CLOSE,
+from relay.transport import http1
+from relay.transport.serving import CONNECTION_CLOSE, DISCONNECT, Serving
+from relay.transport.types import (
     DISCARD_LIMIT_BYTES,
-    DISCONNECT,
     RECEIVE_BYTES,
     REQUEST_TIMEOUT_SECS,
     Address,
-    Serving,
+    Headers,
 )
 
 log = logging.getLogger("relay.http")
@@ -187,7 +186,7 @@ class _Exchange:
         self._delivered = False
         self._done: trio.Event | None = None
         self._status = 0
-        self._headers: http1.Headers = []
+        self._headers: Headers = []
         self._parts: list[bytes] = []
 
     async def receive(self) -> ASGIReceiveEvent:
@@ -225,7 +224,7 @@ class _Exchange:
         """An empty 500 that closes the connection, as the h11 path answers a failed app."""
         await self._write(500, [(b"content-length", b"0"), CONNECTION_CLOSE], b"", False)
 
-    async def _write(self, status: int, headers: http1.Headers, body: bytes, last: bool) -> None:
+    async def _write(self, status: int, headers: Headers, body: bytes, last: bool) -> None:
         server_headers = self.connection.lean.config.response_headers("h11")
         if last:
             # Hypercorn's own header at its request limit, after the server's others.

@@ -12,8 +12,8 @@ from contextlib import ExitStack, asynccontextmanager
 import pytest
 import trio
 
-from relay.gateway.hub import LocalHub
-from relay.gateway.peer_hub import (
+from relay.events.hub import LocalHub
+from relay.events.peer_hub import (
     MAX_IDS_PER_DATAGRAM,
     EventKind,
     PeerHub,

@@ -6,7 +6,7 @@ woken session reads what it needs from the database, so a notification that is l
 merged costs nothing but a later read. That is also what lets another implementation
 (PostgreSQL ``LISTEN/NOTIFY`` between nodes) replace :class:`LocalHub` without any change
 to the gateway, which only sees the :class:`Hub` protocol; between the worker processes
-of one server it is :class:`~relay.gateway.peer_hub.PeerHub`.
+of one server it is :class:`~relay.events.peer_hub.PeerHub`.
 """
 
 from __future__ import annotations

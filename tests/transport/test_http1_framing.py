@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.http1 import MAX_HEAD_BYTES, NotPlain, encode_response, parse_request
+from relay.transport.http1 import NotPlain, encode_response, parse_request
+from relay.transport.types import MAX_HEAD_BYTES
 
 _SEND = b"POST /v1/messages?x=1 HTTP/1.1\r\nHost: relay\r\nContent-Length: 5\r\n"
 

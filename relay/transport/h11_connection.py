@@ -8,7 +8,7 @@ lock), then decides whether the connection goes on:
   the connection ends; so does a request with both ``Content-Length`` and
   ``Transfer-Encoding`` (RFC 9112 §6.1: a smuggling vector behind proxies);
 * after a response sent before the request body arrived, a body of known length up to
-  :data:`~relay.http_serving.DISCARD_LIMIT_BYTES` is read and dropped and the next
+  :data:`~relay.transport.serving.DISCARD_LIMIT_BYTES` is read and dropped and the next
   request is served; a larger or chunked body, or a client still waiting for
   ``100 Continue``, ends the connection after the response;
 * ``Connection: close``, HTTP/1.0 without keep-alive, the keep-alive request limit, an
@@ -35,15 +35,8 @@ from hypercorn.typing import (
     ResponseSummary,
 )
 
-from relay.http_serving import (
-    CONNECTION_CLOSE,
-    DISCARD_LIMIT_BYTES,
-    DISCONNECT,
-    RECEIVE_BYTES,
-    REQUEST_TIMEOUT_SECS,
-    Address,
-    Serving,
-)
+from relay.transport.serving import CONNECTION_CLOSE, DISCONNECT, Serving
+from relay.transport.types import DISCARD_LIMIT_BYTES, RECEIVE_BYTES, REQUEST_TIMEOUT_SECS, Address
 
 log = logging.getLogger("relay.http")
 

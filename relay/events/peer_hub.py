@@ -11,7 +11,7 @@ further events for that peer merge (:class:`_Peer`), which is the backpressure. 
 that dies is restarted by the supervisor on a new inbox at the same address: its peers
 reconnect and send what waited meanwhile.
 
-Events carry device ids only, as in :class:`~relay.gateway.hub.LocalHub`: a datagram is
+Events carry device ids only, as in :class:`~relay.events.hub.LocalHub`: a datagram is
 one kind byte followed by 16-byte UUIDs. The encoding is sans-IO (:func:`encode_events`,
 :func:`decode_event`); :class:`PeerHub` does the I/O.
 """
@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 
 import trio
 
-from relay.gateway.hub import LocalHub, Subscription
+from relay.events.hub import LocalHub, Subscription
 
 log = logging.getLogger("relay.gateway")
 

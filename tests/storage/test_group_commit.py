@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from relay.errors import InvalidInput
-from relay.services.group_commit import BatchWork, GroupCommit
 from storage.db import Database
 from storage.errors import UniqueViolation
+from storage.group_commit import BatchWork, GroupCommit
 from storage.schema import api_keys
 
 

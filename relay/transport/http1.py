@@ -1,12 +1,11 @@
-"""HTTP/1.1 framing for the lean path (:mod:`relay.lean_http`), sans-IO.
+"""HTTP/1.1 framing for the lean path (:mod:`relay.transport.lean`), sans-IO.
 
 Only the plain case is framed here: an ``HTTP/1.1`` request in origin form with exactly
 one ``Host``, a ``Content-Length`` body (or none) and no ``Transfer-Encoding``, ``Expect``
-or ``Upgrade``. Anything else raises :class:`NotPlain` and the connection goes to
-the h11 path (:mod:`relay.h11_connection`), whose parser decides (and answers errors) as it
-does for every other
-connection. The checks follow h11's grammar, so that a request framed here is one h11
-would have accepted with the same meaning.
+or ``Upgrade``. Anything else raises :class:`NotPlain` and the connection goes to the h11
+path (:mod:`relay.transport.h11_connection`), whose parser decides (and answers errors) as
+it does for every other connection. The checks follow h11's grammar, so that a request
+framed here is one h11 would have accepted with the same meaning.
 
 Responses are written as the h11 path writes them: ``HTTP/1.1 <status> `` with an
 empty reason, the application's headers in its order, then the server's own (``date``),
@@ -19,10 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-Headers = list[tuple[bytes, bytes]]
-
-# h11 stops buffering an incomplete request head at this size (hypercorn's default).
-MAX_HEAD_BYTES = 16 * 1024
+from relay.transport.types import MAX_HEAD_BYTES, Headers
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 # Origin form, ASCII only: hypercorn decodes the path as ASCII.

@@ -1,13 +1,14 @@
 """What every HTTP/1.1 connection of one listener shares: the app, limits, shutdown.
 
-Both ways a plain request is served (:mod:`relay.lean_http` for the hot routes,
-:mod:`relay.h11_connection` for everything else) keep connections the same way: an idle
-keep-alive connection is closed after ``keep_alive_timeout`` or at once at shutdown, a
-request head must arrive within :data:`REQUEST_TIMEOUT_SECS`, the unread rest of a
-request body answered early is read and dropped up to :data:`DISCARD_LIMIT_BYTES` so the
-connection can serve the next request, and a connection ends with a lingering close: FIN
-first, then the peer's remaining bytes are drained for a moment, so that a response is
-never destroyed by the reset a close with unread input sends.
+Both ways a plain request is served (:mod:`relay.transport.lean` for the hot routes,
+:mod:`relay.transport.h11_connection` for everything else) keep connections the same
+way: an idle keep-alive connection is closed after ``keep_alive_timeout`` or at once at
+shutdown, a request head must arrive within a request timeout, the unread rest of a
+request body answered early is read and dropped up to a bound so that the connection can
+serve the next request (the limits are in :mod:`relay.transport.types`), and a
+connection ends with a lingering close: FIN first, then the peer's remaining bytes are
+drained for a moment, so that a response is never destroyed by the reset a close with
+unread input sends.
 """
 
 from __future__ import annotations
@@ -19,23 +20,12 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveEvent, ConnectionState, HTTPScope, LifespanState
 
-Address = tuple[str, int]
+from relay.transport.types import LINGER_BYTES, LINGER_SECS, RECEIVE_BYTES, Address, Headers
+
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
 
 DISCONNECT: ASGIReceiveEvent = {"type": "http.disconnect"}
 CONNECTION_CLOSE = (b"connection", b"close")
-
-RECEIVE_BYTES = 64 * 1024
-# A request's head, once begun, must arrive within this (the first head too).
-REQUEST_TIMEOUT_SECS = 10.0
-# A body the application answered without reading is drained up to this size so the
-# connection stays usable (an expired token's 401 is the common case); beyond it, or if
-# the body is chunked, the connection is closed after the response.
-DISCARD_LIMIT_BYTES = 1024 * 1024
-# After our FIN: how long, and how much, the peer may still send before the close.
-LINGER_SECS = 2.0
-LINGER_BYTES = 1024 * 1024
 
 
 class Serving:

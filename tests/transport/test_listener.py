@@ -11,14 +11,14 @@ import trio
 from hypercorn.config import Config
 
 from relay.api.asgi import respond
-from relay.http_server import (
+from relay.transport.listener import (
     OpenConnections,
     PeekedStream,
-    Peer,
     RequestHead,
     parse_request_head,
     serve_http,
 )
+from relay.transport.types import Address
 
 
 def test_a_complete_head_is_parsed() -> None:
@@ -102,7 +102,7 @@ class _Failing:
     def wants(self, head: RequestHead) -> bool:
         return head.path == "/boom"
 
-    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+    async def serve(self, stream: PeekedStream, peer: Address | None) -> None:
         raise RuntimeError("bug in a connection handler")
 
 

@@ -8,10 +8,10 @@ configuration, the lifespan protocol and the socket set-up. A connection's first
 head is peeked and decides:
 
 * a WebSocket upgrade of the gateway goes to the :class:`Interceptor`;
-* a request for a hot route goes to the lean path (:mod:`relay.lean_http`) until a
+* a request for a hot route goes to the lean path (:mod:`relay.transport.lean`) until a
   request it does not frame arrives;
 * everything else (or the rest of such a connection, buffered bytes first) to
-  :class:`~relay.h11_connection.H11Connection`.
+  :class:`~relay.transport.h11_connection.H11Connection`.
 
 Nothing that happens inside one connection ends the listener: any exception is logged
 with the peer and the connection is dropped. Accepted sockets are tracked so that
@@ -36,15 +36,18 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.typing import Framework, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
-from relay.h11_connection import H11Connection
-from relay.http1 import MAX_HEAD_BYTES
-from relay.http_serving import RECEIVE_BYTES, REQUEST_TIMEOUT_SECS, AsgiApp, Serving
-from relay.lean_http import LeanHttp, Route
+from relay.transport.h11_connection import H11Connection
+from relay.transport.lean import LeanHttp, Route
+from relay.transport.serving import AsgiApp, Serving
+from relay.transport.types import (
+    MAX_HEAD_BYTES,
+    RECEIVE_BYTES,
+    REQUEST_TIMEOUT_SECS,
+    Address,
+    Headers,
+)
 
 log = logging.getLogger("relay.http")
-
-Peer = tuple[str, int]
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,7 @@ class Interceptor(Protocol):
     def wants(self, head: RequestHead) -> bool:
         """True to take the connection that starts with this request."""
 
-    async def serve(self, stream: PeekedStream, peer: Peer | None) -> None:
+    async def serve(self, stream: PeekedStream, peer: Address | None) -> None:
         """Serve the connection (``stream`` replays the head); the caller closes it."""
 
 
@@ -148,7 +151,7 @@ async def _peek_head(stream: trio.SocketStream, serving: Serving) -> bytes:
     return data
 
 
-def _address(stream: trio.SocketStream, *, local: bool = False) -> Peer | None:
+def _address(stream: trio.SocketStream, *, local: bool = False) -> Address | None:
     """The peer's address (or with ``local`` the server's), as hypercorn reports it."""
     sock = stream.socket
     try:
@@ -164,13 +167,13 @@ class OpenConnections:
 
     def __init__(self) -> None:
         self._streams: set[trio.SocketStream] = set()
-        self._by_peer: dict[Peer, trio.SocketStream] = {}
+        self._by_peer: dict[Address, trio.SocketStream] = {}
 
     def __len__(self) -> int:
         return len(self._streams)
 
     @contextmanager
-    def track(self, stream: trio.SocketStream, peer: Peer | None) -> Iterator[None]:
+    def track(self, stream: trio.SocketStream, peer: Address | None) -> Iterator[None]:
         """Register ``stream`` (connected to ``peer``) for as long as the context is open."""
         if peer is not None:
             self._by_peer[peer] = stream
@@ -182,7 +185,7 @@ class OpenConnections:
             if peer is not None and self._by_peer.get(peer) is stream:
                 del self._by_peer[peer]
 
-    def abort(self, peer: Peer | None) -> bool:
+    def abort(self, peer: Address | None) -> bool:
         """Drop the connection from ``peer`` (an ASGI scope's ``client``) without a goodbye."""
         stream = None if peer is None else self._by_peer.get((peer[0], int(peer[1])))
         if stream is None:
@@ -234,7 +237,7 @@ async def serve_http(
         listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
         binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
-    async def serve_connection(stream: trio.SocketStream, peer: Peer | None) -> None:
+    async def serve_connection(stream: trio.SocketStream, peer: Address | None) -> None:
         peeked = await _peek_head(stream, serving) if peeking else b""
         if peeking and not peeked:
             await serving.close(stream)

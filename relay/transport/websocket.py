@@ -32,7 +32,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from relay.http_server import PeekedStream
+from relay.transport.listener import PeekedStream
 
 log = logging.getLogger("relay.gateway")
 

@@ -19,9 +19,9 @@ import trio
 from hypercorn.config import Config
 
 from relay.api.asgi import respond
-from relay.http_server import OpenConnections, serve_http
-from relay.http_serving import DISCARD_LIMIT_BYTES
-from relay.lean_http import MAX_BODY_BYTES
+from relay.transport.lean import MAX_BODY_BYTES
+from relay.transport.listener import OpenConnections, serve_http
+from relay.transport.types import DISCARD_LIMIT_BYTES
 
 LEAN = frozenset({("POST", "/echo"), ("POST", "/early"), ("POST", "/fail"), ("POST", "/nothing")})
 
