@@ -16,7 +16,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from relay.config import load_settings
-from relay.server import hypercorn_config
+from relay.process.server import hypercorn_config
 from relay.transport.listener import OpenConnections, serve_http
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from relay import __version__
 from relay.config import SETTINGS, SettingError, Settings, load_settings, unknown_variables
-from relay.logs import configure_logging
+from relay.process.logs import configure_logging
 
 # The server stack (trio, Quart, SQLAlchemy, Alembic) is imported by the commands that
 # need it, so that `--help`, `--version` and configuration errors answer at once.
@@ -148,11 +148,11 @@ def _add_keys_parser(commands: Any) -> None:
 def _serve(settings: Settings) -> int:
     import trio
 
-    from relay.runtime import prepare, run_with_services
-    from relay.server import run_server
+    from relay.process.runtime import prepare, run_with_services
+    from relay.process.server import run_server
 
     if settings.server_workers > 1:
-        from relay.supervisor import serve_workers
+        from relay.process.supervisor import serve_workers
 
         return serve_workers(settings)
     serve = partial(run_server, settings, shutdown=trio.Event(), handle_signals=True)
@@ -161,7 +161,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from relay.runtime import database_url
+    from relay.process.runtime import database_url
     from storage.db import create_engine
     from storage.migrate import current_revision, head_revision, upgrade
 
@@ -211,7 +211,7 @@ def _emulator(args: dict[str, Any]) -> int:
 
 def _open_store(settings: Settings) -> tuple[Any, bytes]:
     # Only what the admin commands need: the database and the push key (no JWT secret).
-    from relay.runtime import Runtime, database_url, open_database, resolve_push_key
+    from relay.process.runtime import Runtime, database_url, open_database, resolve_push_key
 
     data_dir = Path(settings.data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import trio
 from sqlalchemy.engine import Engine
 
 from relay.config import Settings
-from relay.server import Listening, run_server
+from relay.process.server import Listening, run_server
 from relay.services.registry import Services, build_services
 from storage import migrate
 from storage.db import Database, PoolOptions, create_engine

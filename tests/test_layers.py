@@ -4,7 +4,8 @@
 * nothing in ``relay/`` imports ``bench`` at module level (the product does not depend
   on the benchmark harness; ``relay bench`` loads it when run);
 * no import cycle between relay's sub-packages (and top-level modules);
-* ``relay/api`` never imports ``storage.repos``: the API speaks to services.
+* ``relay/api`` never imports ``storage.repos``: the API speaks to services;
+* the ``relay/`` root holds at most 8 modules (the rest lives in sub-packages).
 """
 
 from __future__ import annotations
@@ -131,3 +132,9 @@ def test_relay_sub_packages_import_each_other_without_cycles() -> None:
 def test_the_api_speaks_to_services_not_to_repositories() -> None:
     offending = [item for item in imports_in("relay/api") if _within(item.target, "storage.repos")]
     assert offending == []
+
+
+def test_the_relay_root_holds_only_the_assembly_and_the_shared_basics() -> None:
+    # Process, transport, events, API and services code lives in its sub-package.
+    root = sorted(path.name for path in (ROOT / "relay").glob("*.py"))
+    assert len(root) <= 8, root

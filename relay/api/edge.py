@@ -29,7 +29,7 @@ from hypercorn.typing import (
 
 from relay.api.asgi import respond
 from relay.config import Settings
-from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
+from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 from relay.transport.types import Headers
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]

@@ -16,7 +16,7 @@ from quart import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from relay.errors import AuthenticationFailed, RelayError
-from relay.parsing import parse_uuid
+from relay.services.parsing import parse_uuid
 
 T = TypeVar("T")
 

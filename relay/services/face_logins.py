@@ -16,7 +16,7 @@ import trio
 from sqlalchemy.engine import Connection
 
 from relay.crypto.secrets import digest
-from relay.ratelimit import FailureWindow
+from relay.services.ratelimit import FailureWindow
 from relay.services.sessions import SessionService
 from storage.db import Database
 from storage.ids import now_us

@@ -17,7 +17,7 @@ from obscura_proto.obscura.v1 import (
 from relay import wire
 from relay.errors import AuthenticationFailed, InvalidInput, PayloadTooLarge, RelayError
 from relay.events.hub import Hub
-from relay.parsing import parse_uuid
+from relay.services.parsing import parse_uuid
 from relay.services.principal import Principal
 from relay.services.push.wakeups import Wakeups
 from storage.db import Database

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from relay.config import Settings
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.registry import Services
 from relay.services.zulip.bouncer import generate_key_pair
 from tests.pushkit import Emulators, Keys, configure_app, with_emulators

@@ -11,7 +11,7 @@ import httpx
 import nacl.secret
 
 from providers.emulators.faults import Fault, FaultKind
-from relay.server import Listening
+from relay.process.server import Listening
 from storage.db import Database
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ROCKETCHAT, ZULIP

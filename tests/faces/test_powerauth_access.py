@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.api_keys import CACHE_SECS, ApiKeyService
 from relay.services.registry import Services
 from storage.db import Database

@@ -14,7 +14,7 @@ import trio
 from rocketchat_API.APIExceptions.RocketExceptions import RocketAuthenticationException
 from rocketchat_API.rocketchat import RocketChat
 
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import push_registrations

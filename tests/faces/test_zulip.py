@@ -14,7 +14,7 @@ import httpx
 import nacl.secret
 import pytest
 
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import push_registrations

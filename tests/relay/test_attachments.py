@@ -13,7 +13,7 @@ import trio
 from sqlalchemy.engine import Connection
 
 from relay.client import ApiError
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.registry import Services
 from storage.db import Database
 from storage.ids import MICROS_PER_DAY

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from relay.client import ApiError, Backup
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.backups import Verdict, expected_version, judge, parse_int32
 from relay.services.registry import Services
 from storage.db import Database

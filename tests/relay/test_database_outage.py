@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from relay.crypto.jwt import JwtCodec
-from relay.server import Listening
+from relay.process.server import Listening
 from relay.services.registry import Services
 from storage.db import Database, PoolOptions, create_engine
 from tests.conftest import TEST_JWT_SECRET

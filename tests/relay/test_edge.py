@@ -12,7 +12,7 @@ import trio
 
 from relay.api.edge import EdgePolicy, RouteClass, Tier
 from relay.config import Settings
-from relay.server import Listening
+from relay.process.server import Listening
 from tests.rawhttp import raw_request
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -21,7 +21,7 @@ from relay.client import (
     connect_gateway,
 )
 from relay.config import Settings
-from relay.server import Listening, run_server
+from relay.process.server import Listening, run_server
 from relay.services.registry import Services
 from storage.db import Database
 from tests.factories import Device, new_account, new_device

@@ -10,7 +10,7 @@ import httpx
 import trio
 
 from relay.config import Settings
-from relay.server import Listening, run_server
+from relay.process.server import Listening, run_server
 from relay.services.registry import build_services
 from storage.db import Database, create_engine
 

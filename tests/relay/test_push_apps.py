@@ -19,7 +19,7 @@ from providers.message import Environment, Platform
 from relay.config import SettingError, Settings
 from relay.crypto.sealing import Vault, new_key
 from relay.errors import Conflict, InvalidInput, NotFound
-from relay.server import run_server
+from relay.process.server import run_server
 from relay.services.push.apps import AppService
 from relay.services.push.service import Delivery
 from relay.services.registry import Services, build_services

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.config import Settings
-from relay.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
+from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 
 
 def test_burst_then_one_cell_per_interval() -> None:

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from relay.server import Listening
+from relay.process.server import Listening
 from tests.factories import PASSWORD, jwt_claims, unique_username
 from tests.rawhttp import raw_request
 

@@ -16,7 +16,7 @@ from obscura_proto.obscura.v1 import (
     SendMessageResponseErrorCode,
 )
 from relay.client import Outgoing
-from relay.server import Listening
+from relay.process.server import Listening
 from storage.db import Database
 from storage.ids import MICROS_PER_DAY
 from storage.schema import messages

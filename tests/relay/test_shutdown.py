@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from relay.config import Settings
-from relay.server import run_server
+from relay.process.server import run_server
 from relay.services.registry import Services
 
 

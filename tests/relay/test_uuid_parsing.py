@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from relay.parsing import parse_uuid
+from relay.services.parsing import parse_uuid
 
 VALUE = uuid.UUID("67e55044-10b1-426f-9247-bb680e5fe0c8")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.supervisor import (
+from relay.process.supervisor import (
     CRASH_LOOP_LIMIT,
     CRASH_LOOP_WINDOW_SECS,
     RESTART_DELAY_SECS,

@@ -14,8 +14,8 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope
 
 from relay.api.asgi import OCTET_STREAM, StreamingRequest, method_not_allowed, run_endpoint
 from relay.api.http import bearer_token_of, path_uuid
-from relay.parsing import parse_uuid
 from relay.services.attachments import AttachmentService
+from relay.services.parsing import parse_uuid
 from relay.services.sessions import SessionService
 from storage.ids import MICROS_PER_SECOND
 

@@ -3,8 +3,8 @@
 One Python process holds one core and one open-file limit. The supervisor prepares what
 must happen once (data directory, secrets, migrations), binds the API and management
 sockets and one hub inbox per worker, then starts the workers
-(``python -m relay.supervisor``, the plan on standard input). Every worker accepts on the
-same inherited API socket and runs :func:`relay.server.run_server` as that worker: its
+(``python -m relay.process.supervisor``, the plan on standard input). Every worker accepts on the
+same inherited API socket and runs :func:`relay.process.server.run_server` as that worker: its
 own group-commit writer, ack batcher and gateway sessions; events for sessions in other
 workers go through the :class:`~relay.events.peer_hub.PeerHub`. The first worker also
 serves the management port and runs the periodic background work.
@@ -39,9 +39,9 @@ import trio
 from relay.config import Settings
 from relay.events.hub import LocalHub
 from relay.events.peer_hub import PeerHub, bind_inbox, inbox_address
-from relay.logs import configure_logging
-from relay.runtime import Runtime, open_database, prepare, run_with_services
-from relay.server import WorkerSlot, hypercorn_config, run_server
+from relay.process.logs import configure_logging
+from relay.process.runtime import Runtime, open_database, prepare, run_with_services
+from relay.process.server import WorkerSlot, hypercorn_config, run_server
 from relay.services.registry import Services
 
 log = logging.getLogger("relay")
@@ -114,7 +114,7 @@ def _url(sock: socket.socket) -> str:
 
 async def _start(plan: WorkerPlan) -> trio.Process:
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "relay.supervisor"],
+        [sys.executable, "-m", "relay.process.supervisor"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         pass_fds=(plan.api_fd, plan.management_fd, plan.inbox_fd),
@@ -277,7 +277,7 @@ async def _stop_on_signal(signals: AsyncIterator[int], stop_all: Callable[[], No
 
 
 def worker_main() -> int:
-    """One worker process: read the plan, then serve as :func:`relay.server.run_server`."""
+    """One worker process: read the plan, then serve as :func:`relay.process.server.run_server`."""
     plan: WorkerPlan = pickle.load(sys.stdin.buffer)  # noqa: S301 (our own parent wrote it)
     # The supervisor has brought the schema up to date.
     settings = dataclasses.replace(plan.settings, auto_migrate=False)

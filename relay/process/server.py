@@ -6,7 +6,7 @@ hypercorn's CLI) so that shutdown is ours: on SIGINT/SIGTERM gateway sessions cl
 ``SERVER_SHUTDOWN_TIMEOUT_SECS`` (then abort what is left), background workers are told
 to stop and get the same grace period to finish, and only then is anything cancelled.
 
-The same function runs each worker of a multi-process server (:mod:`relay.supervisor`):
+The same function runs each worker of a multi-process server (:mod:`relay.process.supervisor`):
 there the listening sockets are inherited, events reach peer workers through the
 :class:`~relay.events.peer_hub.PeerHub`, and only the first worker serves the
 management port and runs the periodic background work.
@@ -28,9 +28,9 @@ from relay.app import create_api_app
 from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
 from relay.events.peer_hub import PeerHub
+from relay.process.workers import Worker, background_workers
 from relay.services.registry import Services
 from relay.transport.listener import OpenConnections, serve_http
-from relay.workers import Worker, background_workers
 
 log = logging.getLogger("relay")
 
