@@ -29,7 +29,7 @@ import httpx
 import trio
 
 from bench import idle_holder, report
-from bench.http1 import Connection
+from bench.load_client import Connection
 from bench.processes import relay_server, server_cpu_seconds, server_rss_bytes
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 

@@ -1,7 +1,7 @@
 """Accounts, devices and traffic for the relay scenarios.
 
 Set-up (accounts, devices, gateway tickets) goes through the client SDK; the measured
-traffic goes through :mod:`bench.http1` with request bodies built before the clock
+traffic goes through :mod:`bench.load_client` with request bodies built before the clock
 starts, so the client spends as little CPU as possible next to the server under test.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from bench.http1 import request_bytes
+from bench.load_client import request_bytes
 from obscura_proto.obscura.v1 import SendMessageRequest, SendMessageRequestSubmission
 from relay.client import DeviceKeys, ObscuraClient
 

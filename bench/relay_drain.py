@@ -23,7 +23,7 @@ import httpx
 import trio
 
 from bench import report
-from bench.http1 import Connection
+from bench.load_client import Connection
 from bench.processes import cpu_seconds, relay_server
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 from obscura_proto.obscura.v1 import Envelope

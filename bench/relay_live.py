@@ -20,7 +20,7 @@ import httpx
 import trio
 
 from bench import report
-from bench.http1 import Connection
+from bench.load_client import Connection
 from bench.processes import relay_server, server_cpu_seconds
 from bench.relay_clients import BenchDevice, address, new_devices, send_request, sequence_of
 from relay.client import connect_gateway

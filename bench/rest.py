@@ -23,7 +23,7 @@ import httpx
 import trio
 
 from bench import report
-from bench.http1 import Connection, request_bytes
+from bench.load_client import Connection, request_bytes
 from bench.processes import StartError, cpu_seconds, environment, relay_server
 from bench.relay_clients import address, new_devices, send_request
 

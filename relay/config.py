@@ -16,7 +16,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 ENV_PREFIXES = ("RELAY_", "OBSCURA_")
 # The reference server's well-known default: accepted only outside production.
@@ -92,9 +92,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "str | None": _parse_str,
 }
 
+_T = TypeVar("_T")
+
 
 def _setting(
-    default: Any,
+    default: _T,
     help: str,
     *,
     minimum: float | None = None,
@@ -102,7 +104,9 @@ def _setting(
     parse: Callable[[str], Any] | None = None,
     flags: Sequence[str] = (),
     secret: bool = False,
-) -> Any:
+) -> _T:
+    """A setting: its default (typed, so mypy checks it against the field) and what
+    the environment, the flags and the README table need to know."""
     metadata = {
         "help": help,
         "minimum": minimum,
@@ -111,7 +115,8 @@ def _setting(
         "flags": tuple(flags),
         "secret": secret,
     }
-    return field(default=default, metadata=metadata)
+    result: _T = field(default=default, metadata=metadata)
+    return result
 
 
 def _default_networks() -> tuple[IPNetwork, ...]:

@@ -1,6 +1,6 @@
 """HPACK encoding without the dynamic table, so that encoded header fields can be reused.
 
-h2's encoder spends most of a push request's client CPU (performance-notes §3): it
+h2's encoder spent most of a push request's client CPU (README, Performance): it
 searches its tables and Huffman-codes every header of every request. Push requests
 repeat the same headers (the provider token, the topic, the content type) thousands of
 times, so this encoder never inserts into the dynamic table: a field then encodes to the

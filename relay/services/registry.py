@@ -26,9 +26,9 @@ from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
 from relay.services.powerauth.admin import AdminService
 from relay.services.powerauth.campaigns import CampaignService
-from relay.services.powerauth.devices import DeviceService as PowerAuthDevices
+from relay.services.powerauth.devices import PowerAuthDevices
 from relay.services.powerauth.inbox import InboxService
-from relay.services.powerauth.messages import MessageService
+from relay.services.powerauth.messages import PowerAuthMessages
 from relay.services.push.apps import AppService
 from relay.services.push.retry import RetryPolicy
 from relay.services.push.service import PushConfig, PushService
@@ -55,7 +55,7 @@ class PowerAuth:
     """The PowerAuth face's services."""
 
     devices: PowerAuthDevices
-    messages: MessageService
+    messages: PowerAuthMessages
     campaigns: CampaignService
     inbox: InboxService
     admin: AdminService
@@ -296,7 +296,7 @@ def _powerauth(
     devices = PowerAuthDevices(
         db, apps, vault, multiple_activations=settings.powerauth_multiple_activations
     )
-    messages = MessageService(db, devices, sender)
+    messages = PowerAuthMessages(db, devices, sender)
     return PowerAuth(
         devices=devices,
         messages=messages,

@@ -46,7 +46,7 @@ class RocketChatError(RelayError):
         self.status = status
 
 
-class Unauthorized(RelayError):
+class NotLoggedIn(RelayError):
     """Missing or wrong ``X-Auth-Token`` / ``X-User-Id``."""
 
     status = 401
@@ -113,7 +113,7 @@ class RocketChatService:
         name = body.get("user") or body.get("username")
         password = body.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or not name:
-            raise Unauthorized("Unauthorized")
+            raise NotLoggedIn("Unauthorized")
         try:
             user = await self._logins.check(name.split("@", 1)[0], password)
         except TooManyAttempts:
@@ -121,17 +121,17 @@ class RocketChatService:
                 "error-too-many-requests", "Too many failed login attempts", status=429
             ) from None
         if user is None:
-            raise Unauthorized("Unauthorized")
+            raise NotLoggedIn("Unauthorized")
         token = await self._logins.issue(user.id, ROCKETCHAT, length=43)
         return Login(token, user)
 
     async def authenticate(self, auth_token: str | None, user_id: str | None) -> UserRecord:
         """The user of the ``X-Auth-Token`` / ``X-User-Id`` pair."""
         if not auth_token or not user_id:
-            raise Unauthorized()
+            raise NotLoggedIn()
         user = await self._logins.user_of(ROCKETCHAT, auth_token)
         if user is None or str(user.id) != user_id:
-            raise Unauthorized()
+            raise NotLoggedIn()
         return user
 
     async def put_token(self, user: UserRecord, body: dict[str, Any]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class H11Connection:
             await self.refuse(400)
             return False
         self.requests += 1
-        exchange = _Exchange(self, request)
+        exchange = _H11Exchange(self, request)
         started = time.time()
         try:
             with exchange.cancel_scope:
@@ -136,7 +136,7 @@ class H11Connection:
             return await self.stream.receive_some(RECEIVE_BYTES)
         return None
 
-    async def _ready_for_next(self, exchange: _Exchange) -> bool:
+    async def _ready_for_next(self, exchange: _H11Exchange) -> bool:
         """After a complete response: drop an unread body if that keeps the connection
         usable; True if it may serve another request."""
         if self.broken or self.serving.stopping or self.h11.our_state is not h11.DONE:
@@ -147,7 +147,7 @@ class H11Connection:
             return False
         return self.h11.their_state is h11.DONE
 
-    async def _discard_body(self, exchange: _Exchange) -> bool:
+    async def _discard_body(self, exchange: _H11Exchange) -> bool:
         """Read and drop the rest of a body the application left; False if it is too
         large, of unknown length, or does not arrive in time."""
         length = exchange.content_length
@@ -225,7 +225,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None
     return next((value for key, value in headers if key == name), None)
 
 
-class _Exchange:
+class _H11Exchange:
     """The ASGI ``scope``, ``receive`` and ``send`` of one request."""
 
     def __init__(self, connection: H11Connection, request: h11.Request) -> None:

@@ -147,7 +147,7 @@ class _Connection:
     async def _exchange(self, request: http1.Request, path: str, last: bool) -> bool:
         """One request and its response (the connection's ``last``); False if the
         connection cannot go on."""
-        exchange = _Exchange(self, request, last)
+        exchange = _LeanExchange(self, request, last)
         scope = self.lean.serving.scope(
             method=request.method,
             http_version="1.1",
@@ -173,7 +173,7 @@ class _Connection:
         return exchange.sent and await self._discard_body(request)
 
 
-class _Exchange:
+class _LeanExchange:
     """The ASGI ``receive`` and ``send`` of one request."""
 
     def __init__(self, connection: _Connection, request: http1.Request, last: bool) -> None:

@@ -104,12 +104,3 @@ def credentials(conn: Connection, app_id: uuid.UUID) -> list[CredentialRow]:
         CredentialRow(row.app_id, row.platform, row.settings, row.secret, row.updated_at)
         for row in rows
     ]
-
-
-def configured_platforms(conn: Connection) -> dict[uuid.UUID, set[str]]:
-    """The platforms configured for each app that has any."""
-    result: dict[uuid.UUID, set[str]] = {}
-    rows = conn.execute(select(push_app_credentials.c.app_id, push_app_credentials.c.platform))
-    for app_id, platform in rows:
-        result.setdefault(app_id, set()).add(platform)
-    return result

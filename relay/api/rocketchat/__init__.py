@@ -16,7 +16,7 @@ from relay.api.http import json_response
 from relay.api.outages import unavailable
 from relay.errors import RelayError
 from relay.services.registry import Services
-from relay.services.rocketchat import RocketChatError, Unauthorized
+from relay.services.rocketchat import NotLoggedIn, RocketChatError
 from storage.errors import StorageError, StorageUnavailable
 
 
@@ -45,7 +45,7 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:
-        if isinstance(error, Unauthorized):
+        if isinstance(error, NotLoggedIn):
             body: dict[str, Any] = {"status": "error", "message": error.message}
             if error.message == "Unauthorized":
                 body["error"] = "Unauthorized"

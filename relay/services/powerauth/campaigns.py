@@ -20,9 +20,9 @@ from typing import Any
 import trio
 from sqlalchemy.engine import Connection
 
-from relay.services.powerauth.devices import DeviceService
+from relay.services.powerauth.devices import PowerAuthDevices
 from relay.services.powerauth.errors import PowerAuthError
-from relay.services.powerauth.messages import MessageService
+from relay.services.powerauth.messages import PowerAuthMessages
 from relay.services.powerauth.payload import (
     Attributes,
     OutgoingMessage,
@@ -66,8 +66,8 @@ class CampaignService:
     def __init__(
         self,
         db: Database,
-        devices: DeviceService,
-        messages: MessageService,
+        devices: PowerAuthDevices,
+        messages: PowerAuthMessages,
         sender: RegistrationSender,
         *,
         page_size: int,

@@ -59,7 +59,7 @@ def _text(value: object, message: str, limit: int = _MAX_ID) -> str:
     return value
 
 
-class DeviceService:
+class PowerAuthDevices:
     """See the module docstring."""
 
     def __init__(

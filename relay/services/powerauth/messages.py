@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.message import Platform
-from relay.services.powerauth.devices import DeviceService
+from relay.services.powerauth.devices import PowerAuthDevices
 from relay.services.powerauth.errors import PowerAuthError
 from relay.services.powerauth.payload import (
     OutgoingMessage,
@@ -33,10 +33,10 @@ log = logging.getLogger("relay.powerauth")
 MAX_BATCH = 20
 
 
-class MessageService:
+class PowerAuthMessages:
     """See the module docstring."""
 
-    def __init__(self, db: Database, devices: DeviceService, sender: RegistrationSender) -> None:
+    def __init__(self, db: Database, devices: PowerAuthDevices, sender: RegistrationSender) -> None:
         self._db = db
         self._devices = devices
         self._sender = sender
