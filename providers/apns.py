@@ -8,6 +8,7 @@ older than an hour and throttles teams that mint them more often than every 20 m
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ class ApnsCredentials:
     def __repr__(self) -> str:
         return f"ApnsCredentials(key_id={self.key_id!r}, team_id={self.team_id!r}, ...)"
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
         """A digest of what signs the provider token (see :mod:`providers.fingerprint`)."""
         return credential_digest(self.key_pem, self.key_id, self.team_id)

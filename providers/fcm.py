@@ -9,6 +9,7 @@ another project) is suspect, which the circuit breaker guards.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ class ServiceAccount:
     def __repr__(self) -> str:
         return f"ServiceAccount(project_id={self.project_id!r}, client_email={self.client_email!r})"
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
         """A digest of the whole account (see :mod:`providers.fingerprint`)."""
         return credential_digest(

@@ -3,6 +3,7 @@ classification of HMS result codes."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ class HmsCredentials:
     def __repr__(self) -> str:
         return f"HmsCredentials(app_id={self.app_id!r}, ...)"
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
         """A digest of the OAuth client (see :mod:`providers.fingerprint`)."""
         return credential_digest(self.app_id, self.client_secret, self.project_id)

@@ -188,6 +188,8 @@ async def _supervise(
         first = True
         while True:
             slot.process = process = await _start(slot.plan)
+            if stopping.is_set():
+                process.send_signal(signal.SIGTERM)  # stop_all ran while it was starting
             # Peers' sends fail fast once the worker has exited only if it held the last
             # copy of its inbox.
             inbox.close()

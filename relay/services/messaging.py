@@ -110,6 +110,7 @@ class MessagingService:
         self._writes = writes or GroupCommit(db)
         self._batch_limit = batch_limit
         self._decode_limiter = trio.CapacityLimiter(_DECODE_THREADS)
+        self._decode_body = partial(wire.decode_send_message_request, max_submissions=batch_limit)
         self._ttl_us = ttl_days * MICROS_PER_DAY
         self._idempotency_ttl_us = idempotency_ttl_secs * MICROS_PER_SECOND
 
@@ -160,10 +161,9 @@ class MessagingService:
         """The body's submissions, up to the batch limit; a large body is decoded in a
         worker thread so that no request holds the event loop for long (2 MiB of tiny
         fields take about a second to walk)."""
-        decode = partial(wire.decode_send_message_request, max_submissions=self._batch_limit)
         if len(body) <= _DECODE_INLINE_BYTES:
-            return decode(body)
-        return await trio.to_thread.run_sync(decode, body, limiter=self._decode_limiter)
+            return self._decode_body(body)
+        return await trio.to_thread.run_sync(self._decode_body, body, limiter=self._decode_limiter)
 
     def _queue_sends(
         self, conn: Connection, jobs: list[_Send]

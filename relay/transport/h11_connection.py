@@ -132,9 +132,7 @@ class H11Connection:
         if not self.h11.trailing_data[0]:
             timeout = self.serving.config.keep_alive_timeout
             return await self.serving.receive_idle(self.stream, timeout)
-        with trio.move_on_after(REQUEST_TIMEOUT_SECS):
-            return await self.stream.receive_some(RECEIVE_BYTES)
-        return None
+        return await self.serving.receive_within_request(self.stream)
 
     async def _ready_for_next(self, exchange: _H11Exchange) -> bool:
         """After a complete response: drop an unread body if that keeps the connection

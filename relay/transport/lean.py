@@ -28,7 +28,6 @@ from relay.transport import http1
 from relay.transport.serving import CONNECTION_CLOSE, DISCONNECT, Serving
 from relay.transport.types import (
     DISCARD_LIMIT_BYTES,
-    RECEIVE_BYTES,
     REQUEST_TIMEOUT_SECS,
     Address,
     Headers,
@@ -121,14 +120,11 @@ class _Connection:
 
     async def receive_more(self, *, idle: bool) -> bool:
         """Read more into the buffer; False at EOF, on timeout or (idle) at shutdown."""
-        chunk: bytes | bytearray | None = None
+        serving = self.lean.serving
         if idle:
-            chunk = await self.lean.serving.receive_idle(
-                self.stream, self.lean.config.keep_alive_timeout
-            )
+            chunk = await serving.receive_idle(self.stream, self.lean.config.keep_alive_timeout)
         else:
-            with trio.move_on_after(REQUEST_TIMEOUT_SECS):
-                chunk = await self.stream.receive_some(RECEIVE_BYTES)
+            chunk = await serving.receive_within_request(self.stream)
         if not chunk:
             return False
         self.buffer += chunk
@@ -139,10 +135,14 @@ class _Connection:
         False if the connection cannot go on."""
         if request.body_end - len(self.buffer) > DISCARD_LIMIT_BYTES:
             return False
-        while len(self.buffer) < request.body_end:
-            if not await self.receive_more(idle=False):
-                return False
-        return True
+        # The whole rest within the request timeout, as on the h11 path: a client
+        # dripping it gets no longer.
+        with trio.move_on_after(REQUEST_TIMEOUT_SECS):
+            while len(self.buffer) < request.body_end:
+                if not await self.receive_more(idle=False):
+                    return False
+            return True
+        return False
 
     async def _exchange(self, request: http1.Request, path: str, last: bool) -> bool:
         """One request and its response (the connection's ``last``); False if the

@@ -95,7 +95,7 @@ class Interceptor(Protocol):
         """Serve the connection (``stream`` replays the head); the caller closes it."""
 
 
-class PeekedStream(trio.abc.HalfCloseableStream):
+class PeekedStream(trio.abc.Stream):
     """A socket stream whose first ``receive_some`` calls return bytes already read."""
 
     def __init__(self, stream: trio.SocketStream, peeked: bytes) -> None:

@@ -20,7 +20,14 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIReceiveEvent, ConnectionState, HTTPScope, LifespanState
 
-from relay.transport.types import LINGER_BYTES, LINGER_SECS, RECEIVE_BYTES, Address, Headers
+from relay.transport.types import (
+    LINGER_BYTES,
+    LINGER_SECS,
+    RECEIVE_BYTES,
+    REQUEST_TIMEOUT_SECS,
+    Address,
+    Headers,
+)
 
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -87,6 +94,15 @@ class Serving:
                 return await stream.receive_some(RECEIVE_BYTES)
             finally:
                 self._idle_scopes.discard(scope)
+        return None
+
+    async def receive_within_request(
+        self, stream: trio.abc.ReceiveStream
+    ) -> bytes | bytearray | None:
+        """Bytes of a request under way (its head or a body being drained); None when
+        none come within the request timeout, b"" at EOF."""
+        with trio.move_on_after(REQUEST_TIMEOUT_SECS):
+            return await stream.receive_some(RECEIVE_BYTES)
         return None
 
     async def close(self, stream: trio.abc.Stream) -> None:
