@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from relay.api.asgi import is_websocket_upgrade, respond
-from relay.api.documents import blueprint as face_documents
+from relay.api.documents import blueprint as documents
 from relay.api.edge import EdgeMiddleware, EdgePolicy
 from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
 from relay.api.obscura import blueprint as obscura_blueprint
-from relay.api.obscura.attachments import DOWNLOAD_PREFIX, UPLOAD_PATH, AttachmentEndpoint
-from relay.api.obscura.backup import BACKUP_PATH, BackupEndpoint
-from relay.api.obscura.gateway import GATEWAY_PATH, GatewayHttpEndpoint, GatewayInterceptor
-from relay.api.obscura.messages import MESSAGES_PATH, MessagesEndpoint
+from relay.api.obscura.attachments import AttachmentEndpoint
+from relay.api.obscura.backup import BackupEndpoint
+from relay.api.obscura.gateway import GatewayHttpEndpoint, GatewayInterceptor
+from relay.api.obscura.messages import MessagesEndpoint
 from relay.api.outages import unavailable
 from relay.api.powerauth import blueprint as powerauth_blueprint
 from relay.api.rocketchat import blueprint as rocketchat_blueprint
+from relay.api.routes import TABLE, Route, Served, check_views
 from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
 from relay.errors import RelayError, ServiceUnavailable
@@ -30,10 +32,12 @@ from storage.errors import StorageUnavailable
 
 log = logging.getLogger("relay.api")
 
+HttpHandler = Callable[[HTTPScope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+
 
 def create_quart_app(services: Services) -> QuartTrio:
     """The Quart-Trio application with every route and error translation."""
-    app = QuartTrio("relay")
+    app = QuartTrio("relay", static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=JSON_BODY_LIMIT,
         # The edge middleware owns timeouts (408, body upload included).
@@ -46,7 +50,8 @@ def create_quart_app(services: Services) -> QuartTrio:
     app.register_blueprint(powerauth_blueprint(services))
     app.register_blueprint(zulip_blueprint(services))
     app.register_blueprint(rocketchat_blueprint(services))
-    app.register_blueprint(face_documents())
+    app.register_blueprint(documents())
+    check_views(rule.endpoint for rule in app.url_map.iter_rules())
 
     @app.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:
@@ -79,37 +84,16 @@ def create_quart_app(services: Services) -> QuartTrio:
     return app
 
 
-# Routes served by handlers of their own rather than Quart: (method, path template).
-ASGI_ROUTES = frozenset(
-    {
-        ("GET", GATEWAY_PATH),
-        ("POST", MESSAGES_PATH),
-        ("POST", UPLOAD_PATH),
-        ("GET", DOWNLOAD_PREFIX + "{id}"),
-        ("GET", BACKUP_PATH),
-        ("HEAD", BACKUP_PATH),
-        ("POST", BACKUP_PATH),
-    }
-)
-
-
 class ApiRouter:
-    """Sends the gateway, attachment and backup paths (they stream) and the message sends
-    (the hot path) to their own handlers, everything else to Quart."""
+    """Sends each request to what the route table says serves it: the gateway, attachment
+    and backup handlers (they stream), the message sends (the hot path) or Quart."""
 
-    def __init__(
-        self,
-        quart: QuartTrio,
-        gateway: GatewayHttpEndpoint,
-        messages: MessagesEndpoint,
-        attachments: AttachmentEndpoint,
-        backup: BackupEndpoint,
-    ) -> None:
+    def __init__(self, quart: QuartTrio, handlers: Mapping[str, HttpHandler]) -> None:
         self._quart = quart
-        self._gateway = gateway
-        self._messages = messages
-        self._attachments = attachments
-        self._backup = backup
+        self._handlers: dict[Route, HttpHandler] = {}
+        for route in TABLE.served_by(Served.ASGI, Served.LEAN, Served.UPGRADE):
+            for _, endpoint in route.endpoints:
+                self._handlers[route] = handlers[endpoint]  # one handler per path
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -117,17 +101,14 @@ class ApiRouter:
         if scope["type"] != "http":  # lifespan (the HTTP paths make no WebSocket scopes)
             await self._quart(scope, receive, send)
             return
-        path = scope["path"]
-        if path == MESSAGES_PATH:
-            await self._messages(scope, receive, send)
-        elif path == GATEWAY_PATH:
-            await self._gateway(scope, receive, send)
+        route = TABLE.match(scope["path"])
+        handler = None if route is None else self._handlers.get(route)
+        if handler is not None and (route is None or route.served is not Served.ASGI):
+            await handler(scope, receive, send)  # the lean and upgrade routes' own answers
         elif is_websocket_upgrade(scope["method"], scope["headers"]):
             await respond(send, 404)
-        elif path == UPLOAD_PATH or path.startswith(DOWNLOAD_PREFIX):
-            await self._attachments(scope, receive, send)
-        elif path == BACKUP_PATH:
-            await self._backup(scope, receive, send)
+        elif handler is not None:
+            await handler(scope, receive, send)
         else:
             await self._quart(scope, receive, send)
 
@@ -140,7 +121,7 @@ class ApiApplication:
     asgi: EdgeMiddleware
     gateway: GatewayInterceptor
     # Served by the lean HTTP/1.1 path (relay.transport.lean): small bodies, whole responses.
-    lean_routes: frozenset[tuple[str, str]] = frozenset({("POST", MESSAGES_PATH)})
+    lean_routes: frozenset[tuple[str, str]] = TABLE.lean_routes()
 
 
 def create_api_app(settings: Settings, services: Services) -> ApiApplication:
@@ -148,10 +129,12 @@ def create_api_app(settings: Settings, services: Services) -> ApiApplication:
     edge = EdgePolicy(settings)
     router = ApiRouter(
         create_quart_app(services),
-        GatewayHttpEndpoint(),
-        MessagesEndpoint(services.sessions, services.messaging),
-        AttachmentEndpoint(services.sessions, services.attachments),
-        BackupEndpoint(services.sessions, services.backups),
+        {
+            "gateway": GatewayHttpEndpoint(),
+            "messages": MessagesEndpoint(services.sessions, services.messaging),
+            "attachments": AttachmentEndpoint(services.sessions, services.attachments),
+            "backup": BackupEndpoint(services.sessions, services.backups),
+        },
     )
     return ApiApplication(
         asgi=EdgeMiddleware(router, edge),

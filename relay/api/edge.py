@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import trio
@@ -28,18 +27,12 @@ from hypercorn.typing import (
 )
 
 from relay.api.asgi import respond
+from relay.api.routes import TABLE, Deadline, Tier
 from relay.config import Settings
 from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 from relay.transport.types import Headers
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
-
-
-class Tier(Enum):
-    """Rate-limit tiers of the Obscura routes."""
-
-    AUTH = "auth"
-    STANDARD = "standard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,39 +43,22 @@ class RouteClass:
     timeout: float
 
 
-# Password logins of every face share the auth tier (the faces' own per-username limits
-# come on top); the Zulip and Rocket.Chat APIs share the standard tier. The PowerAuth API
-# serves authenticated integrator back-ends and has no per-IP limit.
-_AUTH_PATHS = frozenset(
-    {
-        "/v1/users",
-        "/v1/sessions",
-        "/v1/sessions/refresh",
-        "/api/v1/fetch_api_key",
-        "/api/v1/login",
-    }
-)
-_STANDARD_PATHS = frozenset(
-    {"/v1/messages", "/v1/gateway", "/v1/gateway/ticket", "/v1/push-tokens"}
-)
-_STANDARD_PREFIXES = ("/v1/devices", "/v1/users/", "/api/v1/")
-
-
 class EdgePolicy:
     """Route classification and rate-limit state. Sans-IO: callers pass the clock."""
 
     def __init__(self, settings: Settings) -> None:
-        self._request_timeout = float(settings.server_request_timeout_secs)
-        self._global_timeout = float(settings.server_global_timeout_secs)
-        self._attachment_timeout = float(
-            min(settings.attachment_timeout_secs, settings.server_global_timeout_secs)
-        )
-        self._backup_timeout = float(
-            min(settings.backup_timeout_secs, settings.server_global_timeout_secs)
-        )
-        request_timeout = min(self._request_timeout, self._global_timeout)
-        self._auth = RouteClass(Tier.AUTH, request_timeout)
-        self._standard = RouteClass(Tier.STANDARD, request_timeout)
+        limit = float(settings.server_global_timeout_secs)
+        deadlines = {
+            Deadline.REQUEST: min(float(settings.server_request_timeout_secs), limit),
+            Deadline.ATTACHMENT: min(float(settings.attachment_timeout_secs), limit),
+            Deadline.BACKUP: min(float(settings.backup_timeout_secs), limit),
+            Deadline.GLOBAL: limit,
+        }
+        # Paths the table does not know (404s) get the global deadline and no tier.
+        self._unrouted = RouteClass(None, limit)
+        self._classes = {
+            route: RouteClass(route.tier, deadlines[route.deadline]) for route in TABLE
+        }
         self._limiters = {
             Tier.AUTH: GcraLimiter(
                 Quota(settings.rate_limit_auth_per_second, settings.rate_limit_auth_burst)
@@ -94,16 +70,9 @@ class EdgePolicy:
         self.resolver = ClientIpResolver(settings.server_trusted_proxies)
 
     def classify(self, path: str) -> RouteClass:
-        """The tier and timeout of a request path."""
-        if path in _AUTH_PATHS:
-            return self._auth
-        if path in _STANDARD_PATHS or path.startswith(_STANDARD_PREFIXES):
-            return self._standard
-        if path == "/v1/attachments" or path.startswith("/v1/attachments/"):
-            return RouteClass(None, self._attachment_timeout)
-        if path == "/v1/backup":
-            return RouteClass(None, self._backup_timeout)
-        return RouteClass(None, self._global_timeout)
+        """The tier and timeout of a request path, from the route table."""
+        route = TABLE.match(path)
+        return self._unrouted if route is None else self._classes[route]
 
     def admit(self, tier: Tier, client: str, now: float) -> float | None:
         """None if ``client`` may proceed, else the seconds it must wait."""

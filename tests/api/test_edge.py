@@ -10,7 +10,8 @@ import httpx
 import pytest
 import trio
 
-from relay.api.edge import EdgePolicy, RouteClass, Tier
+from relay.api.edge import EdgePolicy, RouteClass
+from relay.api.routes import Tier
 from relay.config import Settings
 from relay.process.server import Listening
 from tests.rawhttp import raw_request

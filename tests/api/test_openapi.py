@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from relay import __version__
-from relay.app import ASGI_ROUTES, create_quart_app
+from relay.api.routes import FACES
 from relay.client import DeviceKeys
 from relay.crypto.keys import KeyFormatError, encode_base64, parse_public_key
-from relay.services.registry import Services
 
 METHODS = {"get", "put", "post", "delete", "patch", "head"}
 
@@ -32,9 +31,18 @@ async def test_document_carries_our_version(http: httpx.AsyncClient) -> None:
     assert document["info"]["version"] == __version__
 
 
-async def test_documented_operations_match_the_routes(
-    http: httpx.AsyncClient, services: Services
-) -> None:
+def _normalized(operations: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    # Parameter names are the documents' own; only the shape of a path is routed.
+    return {(method, re.sub(r"\{[^}]+\}", "{}", path)) for method, path in operations}
+
+
+def _routed(face: str) -> set[tuple[str, str]]:
+    """The (method, path) operations the route table gives a face."""
+    operations = {(method, route.path) for route in FACES[face] for method in route.methods}
+    return _normalized(operations)
+
+
+async def test_documented_operations_match_the_routes(http: httpx.AsyncClient) -> None:
     document = await _document(http)
     documented = {
         (method.upper(), path)
@@ -42,15 +50,7 @@ async def test_documented_operations_match_the_routes(
         for method in item
         if method in METHODS
     }
-    app = create_quart_app(services)
-    routed = set(ASGI_ROUTES)
-    for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("obscura."):
-            continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        path = path.replace("{device_id}", "{deviceId}").replace("{user_id}", "{userId}")
-        routed |= {(method, path) for method in rule.methods or () if method != "HEAD"}
-    assert documented == routed
+    assert _normalized(documented) == _routed("obscura")
 
 
 def _references(node: object) -> list[str]:
@@ -94,13 +94,8 @@ async def test_security_schemes_are_declared(http: httpx.AsyncClient) -> None:
                 assert set(requirement) <= set(schemes)
 
 
-FACE_PREFIXES = {"powerauth": "powerauth.", "zulip": "zulip.", "rocketchat": "rocketchat."}
-
-
-@pytest.mark.parametrize("face", sorted(FACE_PREFIXES))
-async def test_each_face_documents_exactly_its_routes(
-    http: httpx.AsyncClient, services: Services, face: str
-) -> None:
+@pytest.mark.parametrize("face", sorted(set(FACES) - {"obscura"}))
+async def test_each_face_documents_exactly_its_routes(http: httpx.AsyncClient, face: str) -> None:
     response = await http.get(f"/openapi/{face}.yaml")
     assert response.status_code == 200
     # The documents hold UTF-8: a client must not decode them as Latin-1.
@@ -113,12 +108,7 @@ async def test_each_face_documents_exactly_its_routes(
         for method in item
         if method in METHODS
     }
-    routed = set()
-    for rule in create_quart_app(services).url_map.iter_rules():
-        if rule.endpoint.startswith(FACE_PREFIXES[face]):
-            path = rule.rule.replace("<ident>", "{id}")
-            routed |= {(method, path) for method in rule.methods or () if method != "HEAD"}
-    assert documented == routed
+    assert _normalized(documented) == _routed(face)
     for reference in _references(document):
         node: Any = document
         for part in reference.removeprefix("#/").split("/"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from relay.api.obscura import accounts, devices, docs, keys, messages, push_tokens
+from relay.api.obscura import accounts, devices, keys, messages, push_tokens
 from relay.services.registry import Services
 
 
 def blueprint(services: Services) -> Blueprint:
     """All Obscura routes, bound to ``services``."""
     bp = Blueprint("obscura", __name__)
-    for module in (accounts, devices, keys, push_tokens, messages, docs):
+    for module in (accounts, devices, keys, push_tokens, messages):
         module.register(bp, services)
     return bp

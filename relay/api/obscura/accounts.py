@@ -7,32 +7,33 @@ from quart import Blueprint, Response, request
 from relay.api.http import bearer_token, empty_response, json_response, read_json
 from relay.api.obscura.responses import auth_response
 from relay.api.obscura.schemas import Credentials, LoginRequest, RefreshTokenRequest
+from relay.api.routes import view
 from relay.services.registry import Services
 
 
 def register(bp: Blueprint, services: Services) -> None:
     """Add the account and session routes to ``bp``."""
 
-    @bp.post("/v1/users")
+    @view(bp)
     async def register_user() -> Response:
         body = await read_json(request, Credentials)
         session = await services.sessions.register(body.username, body.password)
         return json_response(auth_response(session), status=201)
 
-    @bp.post("/v1/sessions")
+    @view(bp)
     async def login() -> Response:
         body = await read_json(request, LoginRequest)
         session = await services.sessions.login(body.username, body.password, body.device_id)
         return json_response(auth_response(session))
 
-    @bp.delete("/v1/sessions")
+    @view(bp)
     async def logout() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, RefreshTokenRequest)
         await services.sessions.logout(principal, body.refresh_token)
         return empty_response()
 
-    @bp.post("/v1/sessions/refresh")
+    @view(bp)
     async def refresh() -> Response:
         body = await read_json(request, RefreshTokenRequest)
         session = await services.sessions.refresh(body.refresh_token)

@@ -7,13 +7,14 @@ from quart import Blueprint, Response, request
 from relay.api.http import bearer_token, empty_response, json_response, path_uuid, read_json
 from relay.api.obscura.responses import auth_response, device_response
 from relay.api.obscura.schemas import CreateDeviceRequest, UpdateDeviceRequest
+from relay.api.routes import view
 from relay.services.registry import Services
 
 
 def register(bp: Blueprint, services: Services) -> None:
     """Add the device routes to ``bp``."""
 
-    @bp.post("/v1/devices")
+    @view(bp)
     async def create_device() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, CreateDeviceRequest)
@@ -27,19 +28,19 @@ def register(bp: Blueprint, services: Services) -> None:
         )
         return json_response(auth_response(session), status=201)
 
-    @bp.get("/v1/devices")
+    @view(bp)
     async def list_devices() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         owned = await services.devices.list_owned(principal)
         return json_response({"devices": [device_response(d) for d in owned]})
 
-    @bp.get("/v1/devices/<device_id>")
+    @view(bp)
     async def get_device(device_id: str) -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         device = await services.devices.get(principal, path_uuid(device_id))
         return json_response(device_response(device))
 
-    @bp.put("/v1/devices/<device_id>")
+    @view(bp)
     async def rename_device(device_id: str) -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         target = path_uuid(device_id)
@@ -47,7 +48,7 @@ def register(bp: Blueprint, services: Services) -> None:
         device = await services.devices.rename(principal, target, body.name)
         return json_response(device_response(device))
 
-    @bp.delete("/v1/devices/<device_id>")
+    @view(bp)
     async def delete_device(device_id: str) -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         await services.devices.delete(principal, path_uuid(device_id))

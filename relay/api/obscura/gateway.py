@@ -25,6 +25,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
 from relay.api.outages import unavailable_raw
+from relay.api.routes import TABLE, Served
 from relay.gateway.session import Gateway
 from relay.services.tickets import TicketService
 from relay.transport.listener import PeekedStream, RequestHead
@@ -34,7 +35,6 @@ from storage.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger("relay.gateway")
 
-GATEWAY_PATH = "/v1/gateway"
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _MISSING_TICKET = b"Failed to deserialize query string: missing field `ticket`"
 _NOT_AN_UPGRADE = b"Connection header did not include 'upgrade'"
@@ -52,8 +52,13 @@ class GatewayInterceptor:
         self._edge = edge
 
     def wants(self, head: RequestHead) -> bool:
-        """The WebSocket upgrades of ``/v1/gateway``."""
-        return head.path == GATEWAY_PATH and is_websocket_upgrade(head.method, head.headers)
+        """The WebSocket upgrades of the route table's ``UPGRADE`` routes."""
+        route = TABLE.match(head.path)
+        return (
+            route is not None
+            and route.served is Served.UPGRADE
+            and is_websocket_upgrade(head.method, head.headers)
+        )
 
     async def serve(self, stream: PeekedStream, peer: Address | None) -> None:
         """Handshake, then the session (the accept loop closes the connection)."""
@@ -65,12 +70,12 @@ class GatewayInterceptor:
         request_id = request_id_of(headers)
         tagged = [(b"x-request-id", request_id)]
         host = None if peer is None else peer[0]
-        wait = self._edge.admit_request(GATEWAY_PATH, host, headers, trio.current_time())
+        path, _, query = request.target.partition("?")
+        wait = self._edge.admit_request(path, host, headers, trio.current_time())
         if wait is not None:
             body, limit_headers = too_many_requests(wait, request_id)
             await websocket.reject(429, limit_headers, body)
             return
-        query = request.target.partition("?")[2]
         tickets = parse_qs(query).get("ticket")
         if not tickets:
             await websocket.reject(400, [*_TEXT, *tagged], _MISSING_TICKET)

@@ -7,13 +7,14 @@ from quart import Blueprint, Response, request
 from relay.api.http import bearer_token, empty_response, json_response, path_uuid, read_json
 from relay.api.obscura.responses import bundle_response
 from relay.api.obscura.schemas import PreKeyUploadRequest
+from relay.api.routes import view
 from relay.services.registry import Services
 
 
 def register(bp: Blueprint, services: Services) -> None:
     """Add the key routes to ``bp``."""
 
-    @bp.post("/v1/devices/keys")
+    @view(bp)
     async def upload_keys() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, PreKeyUploadRequest)
@@ -36,7 +37,7 @@ def register(bp: Blueprint, services: Services) -> None:
         response.headers["Allow"] = "POST"
         return response
 
-    @bp.get("/v1/users/<user_id>")
+    @view(bp)
     async def pre_key_bundles(user_id: str) -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         target = path_uuid(user_id)

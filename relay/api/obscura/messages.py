@@ -14,6 +14,7 @@ from quart import Blueprint, Response, request
 
 from relay.api.asgi import OCTET_STREAM, StreamingRequest, method_not_allowed, run_endpoint
 from relay.api.http import JSON_BODY_LIMIT, bearer_token, bearer_token_of, json_response
+from relay.api.routes import view
 from relay.services.messaging import MessagingService
 from relay.services.registry import Services
 from relay.services.sessions import SessionService
@@ -46,7 +47,7 @@ class MessagesEndpoint:
 def register(bp: Blueprint, services: Services) -> None:
     """Add the Quart-served messaging route to ``bp``."""
 
-    @bp.post("/v1/gateway/ticket")
+    @view(bp)
     async def gateway_ticket() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         ticket = await services.tickets.issue(principal)

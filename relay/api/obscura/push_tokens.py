@@ -6,13 +6,14 @@ from quart import Blueprint, Response, request
 
 from relay.api.http import bearer_token, empty_response, read_json
 from relay.api.obscura.schemas import PushTokenRequest
+from relay.api.routes import view
 from relay.services.registry import Services
 
 
 def register(bp: Blueprint, services: Services) -> None:
     """Add the push-token route to ``bp``."""
 
-    @bp.put("/v1/push-tokens")
+    @view(bp)
     async def put_push_token() -> Response:
         principal = services.sessions.authenticate(bearer_token(request))
         body = await read_json(request, PushTokenRequest)

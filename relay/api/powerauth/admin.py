@@ -10,15 +10,9 @@ from quart import Blueprint, Response, request
 
 from providers.message import Platform
 from relay.api.powerauth.envelope import ok, read_json, request_dict
+from relay.api.routes import view
 from relay.services.powerauth.admin import summary
 from relay.services.registry import Services
-
-# (platform, current path, deprecated update path, deprecated remove path)
-_PROVIDERS = (
-    (Platform.APNS, "/admin/app/apns", "/admin/app/ios/update", "/admin/app/ios/remove"),
-    (Platform.FCM, "/admin/app/fcm", "/admin/app/android/update", "/admin/app/android/remove"),
-    (Platform.HMS, "/admin/app/hms", "/admin/app/huawei/update", "/admin/app/huawei/remove"),
-)
 
 
 async def _app_of_removal() -> dict[str, Any]:
@@ -35,22 +29,22 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the administration routes."""
     admin = services.powerauth.admin
 
-    @bp.get("/admin/app/list")
+    @view(bp)
     async def admin_app_list() -> Response:
         apps = await admin.list()
         return ok({"applicationList": [summary(app) for app in apps]})
 
-    @bp.get("/admin/app/unconfigured/list")
+    @view(bp)
     async def admin_unconfigured() -> Response:
         apps = await admin.list(unconfigured=True)
         listed = [{"appId": app.name, "apns": None, "fcm": None, "hms": None} for app in apps]
         return ok({"applicationList": listed})
 
-    @bp.post("/admin/app/detail")
+    @view(bp)
     async def admin_detail() -> Response:
         return ok(await admin.detail(await request_dict(request)))
 
-    @bp.post("/admin/app/create")
+    @view(bp)
     async def admin_create() -> Response:
         return ok({"appId": await admin.create(await request_dict(request))})
 
@@ -59,8 +53,7 @@ def register(bp: Blueprint, services: Services) -> None:
         Platform.FCM: admin.set_fcm,
         Platform.HMS: admin.set_hms,
     }
-    for platform, path, old_update, old_remove in _PROVIDERS:
-        setter = setters[platform]
+    for platform, setter in setters.items():
 
         async def update(setter: Callable[[dict[str, Any]], Awaitable[None]] = setter) -> Response:
             await setter(await request_dict(request))
@@ -70,8 +63,5 @@ def register(bp: Blueprint, services: Services) -> None:
             await admin.remove(await _app_of_removal(), platform)
             return ok()
 
-        name = platform.value
-        bp.add_url_rule(path, f"{name}_update", update, methods=["POST", "PUT"])
-        bp.add_url_rule(old_update, f"{name}_update_deprecated", update, methods=["POST", "PUT"])
-        bp.add_url_rule(path, f"{name}_remove", remove, methods=["DELETE"])
-        bp.add_url_rule(old_remove, f"{name}_remove_deprecated", remove, methods=["POST", "DELETE"])
+        view(bp, f"{platform.value}_update")(update)
+        view(bp, f"{platform.value}_remove")(remove)

@@ -15,6 +15,7 @@ from relay.api.powerauth.envelope import (
     request_dict,
     request_object,
 )
+from relay.api.routes import view
 from relay.services.powerauth.campaigns import Campaign, CampaignProgress
 from relay.services.registry import Services
 from storage.ids import format_rfc3339
@@ -58,47 +59,47 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the campaign routes."""
     campaigns = services.powerauth.campaigns
 
-    @bp.post("/push/campaign/create")
+    @view(bp)
     async def campaigns_create() -> Response:
         created = await campaigns.create(await request_dict(request))
         return ok({"id": str(created)})
 
-    @bp.route("/push/campaign/<ident>/delete", methods=["POST", "DELETE"])
+    @view(bp)
     async def campaigns_delete(ident: str) -> Response:
         return ok({"deleted": await campaigns.delete(campaign_id(ident))})
 
-    @bp.get("/push/campaign/<ident>/detail")
+    @view(bp)
     async def campaigns_detail(ident: str) -> Response:
         return ok(detail_body(await campaigns.get(campaign_id(ident))))
 
-    @bp.get("/push/campaign/list")
+    @view(bp)
     async def campaigns_listing() -> Response:
         found = await campaigns.all(everything=query_bool(request, "all"))
         return ok([campaign_body(item) for item in found])
 
-    @bp.route("/push/campaign/<ident>/user/add", methods=["POST", "PUT"])
+    @view(bp)
     async def campaigns_add_users(ident: str) -> Response:
         await campaigns.add_users(campaign_id(ident), await request_object(request))
         return ok()
 
-    @bp.get("/push/campaign/<ident>/user/list")
+    @view(bp)
     async def campaigns_list_users(ident: str) -> Response:
         page = query_int(request, "page", 0)
         size = query_int(request, "size", 20, maximum=MAX_PAGE_SIZE) or 20
         users = await campaigns.users(campaign_id(ident), page=page, size=size)
         return ok({"campaignId": ident, "users": users}, page=page, size=size)
 
-    @bp.route("/push/campaign/<ident>/user/delete", methods=["POST", "DELETE"])
+    @view(bp)
     async def campaigns_delete_users(ident: str) -> Response:
         await campaigns.delete_users(campaign_id(ident), await request_object(request))
         return ok()
 
-    @bp.post("/push/campaign/send/test/<ident>")
+    @view(bp)
     async def campaigns_send_test(ident: str) -> Response:
         await campaigns.send_test(campaign_id(ident), await request_dict(request, wrapped=None))
         return ok()
 
-    @bp.post("/push/campaign/send/live/<ident>")
+    @view(bp)
     async def campaigns_send_live(ident: str) -> Response:
         await campaigns.send_live(campaign_id(ident))
         return ok()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from relay.api.powerauth.envelope import ok, request_dict
+from relay.api.routes import view
 from relay.services.registry import Services
 
 
@@ -13,23 +14,22 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the device routes."""
     devices = services.powerauth.devices
 
-    @bp.post("/push/device/create")
+    @view(bp)
     async def devices_create() -> Response:
         await devices.create(await request_dict(request))
         return ok()
 
-    @bp.post("/push/device/create/multi")
+    @view(bp)
     async def devices_create_multi() -> Response:
         await devices.create_multi(await request_dict(request))
         return ok()
 
-    @bp.route("/push/device/delete", methods=["POST", "DELETE"])
-    @bp.route("/push/device/remove", methods=["POST", "DELETE"])
+    @view(bp)
     async def devices_delete() -> Response:
         await devices.delete(await request_dict(request))
         return ok()
 
-    @bp.route("/push/device/status/update", methods=["POST", "PUT"])
+    @view(bp)
     async def devices_update_status() -> Response:
         await devices.update_status(await request_dict(request, wrapped=None))
         return ok()

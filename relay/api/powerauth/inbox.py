@@ -14,6 +14,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from relay.api.powerauth.envelope import ok, query_bool, query_int, read_json
+from relay.api.routes import view
 from relay.services.powerauth.errors import InvalidRequest, Violation
 from relay.services.powerauth.inbox import MAX_PAGE_SIZE, InboxMessage
 from relay.services.registry import Services
@@ -60,12 +61,12 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the inbox routes."""
     inbox = services.powerauth.inbox
 
-    @bp.post("/inbox/messages")
+    @view(bp)
     async def inbox_post() -> Response:
         fields = await _body_fields()
         return ok(message_body(await inbox.post(fields)))
 
-    @bp.get("/inbox/messages/list")
+    @view(bp)
     async def inbox_listing() -> Response:
         user = _required(dict(request.args), "userId")
         apps = [item for item in (request.args.get("applications") or "").split(",") if item]
@@ -78,20 +79,20 @@ def register(bp: Blueprint, services: Services) -> None:
         )
         return ok([summary_body(item) for item in found], page=page, size=size)
 
-    @bp.get("/inbox/messages/count")
+    @view(bp)
     async def inbox_count() -> Response:
         args = dict(request.args)
         unread = await inbox.count_unread(_required(args, "userId"), _required(args, "appId"))
         return ok({"countUnread": unread})
 
-    @bp.get("/inbox/messages/detail")
+    @view(bp)
     async def inbox_detail() -> Response:
         ident = request.args.get("messageId") or request.args.get("id")
         if not ident:
             raise InvalidRequest((Violation("messageId", None, "must not be blank"),))
         return ok(message_body(await inbox.detail(ident, user_id=request.args.get("userId"))))
 
-    @bp.route("/inbox/messages/read", methods=["PUT", "POST"])
+    @view(bp)
     async def inbox_read() -> Response:
         fields = {**(await _body_fields()), **dict(request.args)}
         ident = fields.get("messageId") or fields.get("inboxId")
@@ -101,7 +102,7 @@ def register(bp: Blueprint, services: Services) -> None:
         message = await inbox.read(ident, user_id=user if isinstance(user, str) else None)
         return ok(message_body(message))
 
-    @bp.route("/inbox/messages/read-all", methods=["PUT", "POST"])
+    @view(bp)
     async def inbox_read_all() -> Response:
         fields = {**(await _body_fields()), **dict(request.args)}
         await inbox.read_all(_required(fields, "userId"), _required(fields, "appId"))

@@ -12,6 +12,7 @@ from quart import Blueprint, Response, request
 
 from providers.message import Platform
 from relay.api.powerauth.envelope import ok, request_dict
+from relay.api.routes import view
 from relay.services.push.service import PlatformCounts
 from relay.services.registry import Services
 
@@ -37,12 +38,12 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the message routes."""
     messages = services.powerauth.messages
 
-    @bp.post("/push/message/send")
+    @view(bp)
     async def messages_send() -> Response:
         mode, counts = await messages.send(await request_dict(request))
         return ok(send_result(mode, counts))
 
-    @bp.post("/push/message/batch/send")
+    @view(bp)
     async def messages_send_batch() -> Response:
         mode, counts = await messages.send_batch(await request_dict(request))
         return ok(send_result(mode, counts))

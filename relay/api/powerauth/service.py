@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 
 from relay import __version__
 from relay.api.powerauth.envelope import ok
+from relay.api.routes import view
 from relay.services.registry import Services
 
 _STARTED = datetime.now(UTC)
@@ -22,7 +23,7 @@ def register(bp: Blueprint, services: Services) -> None:
     """Add the status route."""
     del services
 
-    @bp.get("/push/service/status")
+    @view(bp)
     async def service_status() -> Response:
         return ok(
             {

@@ -14,6 +14,7 @@ from quart import Blueprint, Request, Response, request
 
 from relay.api.http import json_response
 from relay.api.outages import unavailable
+from relay.api.routes import view
 from relay.errors import RelayError
 from relay.services.registry import Services
 from relay.services.rocketchat import NotLoggedIn, RocketChatError
@@ -70,7 +71,7 @@ def blueprint(services: Services) -> Blueprint:
             request.headers.get("X-Auth-Token"), request.headers.get("X-User-Id")
         )
 
-    @bp.post("/api/v1/login")
+    @view(bp)
     async def login() -> Response:
         done = await rocket.login(await json_body(request))
         user = done.user
@@ -85,19 +86,19 @@ def blueprint(services: Services) -> Blueprint:
             }
         )
 
-    @bp.post("/api/v1/push.token")
+    @view(bp)
     async def put_token() -> Response:
         user = await caller()
         document = await rocket.put_token(user, await json_body(request))
         return json_response({"result": document, "success": True})
 
-    @bp.delete("/api/v1/push.token")
+    @view(bp)
     async def delete_token() -> Response:
         user = await caller()
         await rocket.delete_token(user, await json_body(request))
         return json_response({"success": True})
 
-    @bp.get("/api/v1/push.info")
+    @view(bp)
     async def info() -> Response:
         await caller()
         # This server sends to the providers itself: no Rocket.Chat cloud gateway.

@@ -17,6 +17,7 @@ from quart import Blueprint, Request, Response, request
 from relay import __version__
 from relay.api.http import json_response
 from relay.api.outages import unavailable
+from relay.api.routes import view
 from relay.errors import RelayError
 from relay.services.registry import Services
 from relay.services.zulip.errors import ZulipError, missing
@@ -101,7 +102,7 @@ def blueprint(services: Services) -> Blueprint:
             return response
         return error_body(ZulipError("INTERNAL_SERVER_ERROR", "Internal server error", status=500))
 
-    @bp.get("/api/v1/server_settings")
+    @view(bp)
     async def server_settings() -> Response:
         return success(
             zulip_version=ZULIP_VERSION,
@@ -120,7 +121,7 @@ def blueprint(services: Services) -> Blueprint:
             server_version_detail=f"obscura-relay {__version__}",
         )
 
-    @bp.post("/api/v1/fetch_api_key")
+    @view(bp)
     async def fetch_api_key() -> Response:
         values = await parameters(request)
         key = await zulip.fetch_api_key(
@@ -128,7 +129,7 @@ def blueprint(services: Services) -> Blueprint:
         )
         return success(api_key=key.api_key, email=key.email, user_id=key.user_id)
 
-    @bp.post("/api/v1/mobile_push/register")
+    @view(bp)
     async def register_push_device() -> Response:
         user = await authenticate(zulip, request)
         values = await parameters(request)
@@ -138,7 +139,7 @@ def blueprint(services: Services) -> Blueprint:
             return success(ignored_parameters_unsupported=ignored)
         return success()
 
-    @bp.post("/api/v1/mobile_push/e2ee/test_notification")
+    @view(bp)
     async def test_notification() -> Response:
         user = await authenticate(zulip, request)
         values = await parameters(request)
