@@ -27,7 +27,7 @@ from relay.api.routes import TABLE, Route, Served, check_views
 from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
 from relay.errors import RelayError, ServiceUnavailable
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.errors import StorageUnavailable
 
 log = logging.getLogger("relay.api")
@@ -46,10 +46,18 @@ def create_quart_app(services: Services) -> QuartTrio:
         # The reference answers OPTIONS with 405; so do we.
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
-    app.register_blueprint(obscura_blueprint(services))
-    app.register_blueprint(powerauth_blueprint(services))
-    app.register_blueprint(zulip_blueprint(services))
-    app.register_blueprint(rocketchat_blueprint(services))
+    app.register_blueprint(
+        obscura_blueprint(
+            services.sessions,
+            services.devices,
+            services.keys,
+            services.push_tokens,
+            services.tickets,
+        )
+    )
+    app.register_blueprint(powerauth_blueprint(services.powerauth))
+    app.register_blueprint(zulip_blueprint(services.zulip))
+    app.register_blueprint(rocketchat_blueprint(services.rocketchat))
     app.register_blueprint(documents())
     check_views(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from relay.config import Settings
 from relay.process.server import Listening, run_server
-from relay.services.registry import Services, build_services
+from relay.registry import Services, build_services
 from storage import migrate
 from storage.db import Database, PoolOptions, create_engine
 from storage.schema import metadata

@@ -30,7 +30,8 @@ from providers.hms import HmsCredentials
 from providers.message import Environment, Platform, PushMessage
 from relay.config import Settings
 from relay.services.push.apps import AppService
-from relay.services.push.service import Delivery, PushService
+from relay.services.push.queue import Delivery
+from relay.services.push.service import PushService
 
 APNS_TOKEN = "a1" * 32
 TEAM_ID = "TEAM123456"

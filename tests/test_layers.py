@@ -4,7 +4,10 @@
 * nothing in ``relay/`` imports ``bench`` at module level (the product does not depend
   on the benchmark harness; ``relay bench`` loads it when run);
 * no import cycle between relay's sub-packages (and top-level modules);
-* ``relay/api`` never imports ``storage.repos``: the API speaks to services;
+* ``relay/api`` and ``relay/gateway`` never import ``storage.repos``: they speak to
+  services;
+* ``relay/services`` and ``relay/events`` never import the API, the gateway, the
+  transport or the process modules (the registry that wires them is in ``relay/process``);
 * the ``relay/`` root holds at most 8 modules (the rest lives in sub-packages).
 """
 
@@ -129,8 +132,24 @@ def test_relay_sub_packages_import_each_other_without_cycles() -> None:
     assert _cycle(edges) is None
 
 
-def test_the_api_speaks_to_services_not_to_repositories() -> None:
-    offending = [item for item in imports_in("relay/api") if _within(item.target, "storage.repos")]
+def test_the_api_and_the_gateway_speak_to_services_not_to_repositories() -> None:
+    offending = [
+        item
+        for package in ("relay/api", "relay/gateway")
+        for item in imports_in(package)
+        if _within(item.target, "storage.repos")
+    ]
+    assert offending == []
+
+
+def test_services_and_events_never_import_the_layers_above_them() -> None:
+    above = ("relay.api", "relay.gateway", "relay.transport", "relay.process", "relay.app")
+    offending = [
+        item
+        for package in ("relay/services", "relay/events")
+        for item in imports_in(package)
+        if any(_within(item.target, layer) for layer in above)
+    ]
     assert offending == []
 
 

@@ -24,20 +24,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from operator import itemgetter
 
 import trio
-from sqlalchemy.engine import Connection
 
-from storage.db import Database
+from relay.services.delivery import Acknowledged, DeliveryService
 from storage.errors import StorageError
-from storage.repos import messages
 
 log = logging.getLogger("relay.gateway.acks")
 
-Pair = tuple[uuid.UUID, bytes]  # (device id, message id as its 16 wire bytes)
 
 MAX_BATCH = 5000
 
@@ -47,21 +43,19 @@ class AckBatcher:
 
     def __init__(
         self,
-        db: Database,
+        delivery: DeliveryService,
         *,
         batch_size: int,
         flush_interval: float,
         capacity: int,
         max_batch: int = MAX_BATCH,
-        on_flush: Callable[[Connection, set[uuid.UUID]], object] | None = None,
     ) -> None:
-        self._db = db
-        self._on_flush = on_flush
+        self._delivery = delivery
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._capacity = capacity
         self._max_batch = max(max_batch, batch_size)
-        self._pending: list[Pair] = []
+        self._pending: list[Acknowledged] = []
         self._waiting: Counter[uuid.UUID] = Counter()  # pending pairs per device
         self._batch_started_at: float | None = None
         self._urgent = False
@@ -129,11 +123,6 @@ class AckBatcher:
                 await self._work.wait()
             self._work = trio.Event()
 
-    def _delete(self, conn: Connection, batch: list[Pair], devices: set[uuid.UUID]) -> None:
-        messages.delete_acknowledged(conn, batch)
-        if self._on_flush is not None:
-            self._on_flush(conn, devices)
-
     async def _delete_batch(self) -> None:
         batch = self._pending[: self._max_batch]
         del self._pending[: len(batch)]
@@ -141,7 +130,7 @@ class AckBatcher:
         self._urgent = len(self._pending) >= self._batch_size
         self._batch_started_at = trio.current_time() if self._pending else None
         try:
-            await self._db.write(partial(self._delete, batch=batch, devices=set(per_device)))
+            await self._delivery.delete_acknowledged(batch, set(per_device))
             self.statements += 1
         except StorageError as error:
             # The messages stay queued and are delivered again: at-least-once holds.

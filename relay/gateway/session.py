@@ -37,12 +37,8 @@ from relay import wire
 from relay.events.hub import Hub, Subscription
 from relay.gateway.acks import AckBatcher
 from relay.gateway.outbox import Outbox
-from storage.db import Database
+from relay.services.delivery import DeliveryService, PendingMessage
 from storage.errors import StorageError
-from storage.group_commit import GroupCommit
-from storage.ids import now_us
-from storage.repos import keys, messages
-from storage.repos.messages import PendingMessage
 
 log = logging.getLogger("relay.gateway")
 
@@ -135,17 +131,9 @@ class Gateway:
     """Runs sessions and closes them all at shutdown."""
 
     def __init__(
-        self,
-        db: Database,
-        hub: Hub,
-        acks: AckBatcher,
-        config: GatewayConfig,
-        *,
-        reads: GroupCommit | None = None,
+        self, delivery: DeliveryService, hub: Hub, acks: AckBatcher, config: GatewayConfig
     ) -> None:
-        self._db = db
-        # Page fetches of sessions woken together share one read transaction and hop.
-        self._reads = reads or GroupCommit(db, read_only=True)
+        self._delivery = delivery
         self._hub = hub
         self._acks = acks
         self._config = config
@@ -288,18 +276,12 @@ class Gateway:
         while True:
             await subscription.messages.wait()
             while True:
-                fetch = partial(
-                    messages.fetch_page,
-                    device_id=device_id,
-                    after=cursor,
-                    now=now_us(),
-                    limit=limit,
+                try:
                     # A page is at most a frame's worth, so that a slow client holds
                     # about one frame in memory whatever its messages' sizes.
-                    max_bytes=self._config.max_batch_bytes,
-                )
-                try:
-                    page = await self._reads.submit(fetch)
+                    page = await self._delivery.page(
+                        device_id, after=cursor, limit=limit, max_bytes=self._config.max_batch_bytes
+                    )
                 except StorageError as error:
                     # The client reconnects and the new session starts from the oldest.
                     log.warning("delivery to %s failed: %s", device_id, error)
@@ -344,5 +326,5 @@ class Gateway:
     async def _pre_key_status(self, device_id: uuid.UUID) -> bytes | None:
         """A ``PreKeyStatus`` frame with the current count if it is below the threshold."""
         threshold = self._config.pre_key_threshold
-        count = await self._db.read(lambda conn: keys.count_one_time(conn, device_id))
+        count = await self._delivery.one_time_pre_keys(device_id)
         return wire.encode_pre_key_status_frame(count, threshold) if count < threshold else None

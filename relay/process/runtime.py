@@ -17,7 +17,7 @@ import trio
 from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
 from relay.crypto.sealing import new_key, parse_key
 from relay.events.hub import Hub
-from relay.services.registry import Services, build_services
+from relay.registry import Services, build_services
 from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.migrate import current_revision, head_revision, upgrade
 

@@ -29,7 +29,7 @@ from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
 from relay.events.peer_hub import PeerHub
 from relay.process.workers import Worker, background_workers
-from relay.services.registry import Services
+from relay.registry import Services
 from relay.transport.listener import OpenConnections, serve_http
 
 log = logging.getLogger("relay")

@@ -42,7 +42,7 @@ from relay.events.peer_hub import PeerHub, bind_inbox, inbox_address
 from relay.process.logs import configure_logging
 from relay.process.runtime import Runtime, open_database, prepare, run_with_services
 from relay.process.server import WorkerSlot, hypercorn_config, run_server
-from relay.services.registry import Services
+from relay.registry import Services
 
 log = logging.getLogger("relay")
 

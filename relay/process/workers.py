@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from relay.config import Settings
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.errors import StorageError
 
 log = logging.getLogger("relay.workers")

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from providers.message import Environment, Platform, PushMessage
 from relay.crypto.sealing import SealingError, Vault
-from relay.services.push.service import Delivery, PushService
+from relay.services.push.queue import Delivery
+from relay.services.push.service import PushService
 from storage.repos.push_registrations import ZULIP, CampaignTarget, Registration
 
 log = logging.getLogger("relay.push")

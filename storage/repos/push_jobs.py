@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, select, text, update
@@ -14,7 +15,15 @@ from sqlalchemy.engine import Connection
 from storage.ids import uuid7
 from storage.schema import push_jobs
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+class JobState(StrEnum):
+    """Where a job is: due now or later, delivered, or given up on (the stored values)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 _WAKEUP_PREFIX = "wakeup:"
 
 
@@ -56,7 +65,7 @@ class JobResult:
 
     id: uuid.UUID
     lease: int
-    state: str
+    state: JobState
     reason: str | None
     next_attempt_at: int
 
@@ -66,7 +75,7 @@ class JobStatus:
     """A job's recorded status."""
 
     id: uuid.UUID
-    state: str
+    state: JobState
     attempts: int
     reason: str | None
     next_attempt_at: int
@@ -102,7 +111,7 @@ def enqueue(
             "message": job.message,
             "coalesce_key": job.coalesce_key,
             "campaign_id": job.campaign_id,
-            "state": PENDING,
+            "state": JobState.PENDING,
             "attempts": 0,
             "max_attempts": max_attempts,
             "next_attempt_at": now,
@@ -142,7 +151,7 @@ def schedule_wakeups(
             "message": None,
             "coalesce_key": wakeup_key(device_id),
             "campaign_id": None,
-            "state": PENDING,
+            "state": JobState.PENDING,
             "attempts": 0,
             "max_attempts": max_attempts,
             "next_attempt_at": due,
@@ -165,7 +174,7 @@ def cancel_wakeups(conn: Connection, device_ids: Sequence[uuid.UUID]) -> int:
     result = conn.execute(
         delete(push_jobs).where(
             push_jobs.c.coalesce_key.in_(keys),
-            push_jobs.c.state == PENDING,
+            push_jobs.c.state == JobState.PENDING,
             push_jobs.c.lease.is_(None),
         )
     )
@@ -190,15 +199,15 @@ def lease(conn: Connection, *, now: int, limit: int, visibility_us: int, lease_i
     expired = conn.execute(
         update(push_jobs)
         .where(
-            push_jobs.c.state == PENDING,
+            push_jobs.c.state == JobState.PENDING,
             push_jobs.c.next_attempt_at <= now,
             push_jobs.c.expires_at < now,
         )
-        .values(state=FAILED, reason="expired before delivery", lease=None, updated_at=now)
+        .values(state=JobState.FAILED, reason="expired before delivery", lease=None, updated_at=now)
     ).rowcount
     due = (
         select(push_jobs.c.id)
-        .where(push_jobs.c.state == PENDING, push_jobs.c.next_attempt_at <= now)
+        .where(push_jobs.c.state == JobState.PENDING, push_jobs.c.next_attempt_at <= now)
         .order_by(push_jobs.c.next_attempt_at)
         .limit(limit)
     )
@@ -278,7 +287,12 @@ def status(conn: Connection, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Jo
     rows = conn.execute(select(push_jobs).where(push_jobs.c.id.in_(job_ids)))
     return {
         row.id: JobStatus(
-            row.id, row.state, row.attempts, row.reason, row.next_attempt_at, row.updated_at
+            row.id,
+            JobState(row.state),
+            row.attempts,
+            row.reason,
+            row.next_attempt_at,
+            row.updated_at,
         )
         for row in rows
     }
@@ -303,7 +317,7 @@ def campaign_counts(conn: Connection, campaign_id: int) -> dict[str, int]:
 def next_due(conn: Connection) -> int | None:
     """When the earliest pending job is due."""
     return conn.execute(
-        select(func.min(push_jobs.c.next_attempt_at)).where(push_jobs.c.state == PENDING)
+        select(func.min(push_jobs.c.next_attempt_at)).where(push_jobs.c.state == JobState.PENDING)
     ).scalar()
 
 
@@ -311,7 +325,9 @@ def delete_finished(conn: Connection, *, before: int, limit: int) -> int:
     """Delete up to ``limit`` sent or failed jobs last updated before ``before``."""
     ids = (
         select(push_jobs.c.id)
-        .where(push_jobs.c.state.in_((SENT, FAILED)), push_jobs.c.updated_at < before)
+        .where(
+            push_jobs.c.state.in_((JobState.SENT, JobState.FAILED)), push_jobs.c.updated_at < before
+        )
         .limit(limit)
     )
     return conn.execute(delete(push_jobs).where(push_jobs.c.id.in_(ids))).rowcount

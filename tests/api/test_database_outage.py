@@ -12,7 +12,7 @@ import pytest
 
 from relay.crypto.jwt import JwtCodec
 from relay.process.server import Listening
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database, PoolOptions, create_engine
 from tests.conftest import TEST_JWT_SECRET
 from tests.rawws import RawWebSocket

@@ -22,7 +22,7 @@ from relay.api.routes import (
 )
 from relay.app import create_api_app, create_quart_app
 from relay.config import Settings
-from relay.services.registry import Services
+from relay.registry import Services
 
 
 def test_the_quart_app_serves_exactly_the_tables_quart_routes(services: Services) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from relay.config import Settings
 from relay.process.server import Listening
-from relay.services.registry import Services
+from relay.registry import Services
 from relay.services.zulip.bouncer import generate_key_pair
 from tests.pushkit import Emulators, Keys, configure_app, with_emulators
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from relay.api.documents import FACE_DOCUMENTS
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.schema import push_campaigns, push_inbox, push_registrations
 from tests.factories import PASSWORD, new_account, unique_username

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from relay.process.server import Listening
+from relay.registry import Services
 from relay.services.api_keys import CACHE_SECS, ApiKeyService
-from relay.services.registry import Services
 from storage.db import Database
 from tests.faces.conftest import call, error_of
 

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from relay.services.registry import Services
+from relay.registry import Services
 from tests.faces.conftest import APP, call, error_of
 from tests.pushkit import BUNDLE_ID, FCM_PROJECT, KEY_ID, TEAM_ID, Keys
 

@@ -12,7 +12,7 @@ import pytest
 import trio
 from sqlalchemy import insert
 
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.schema import push_registrations

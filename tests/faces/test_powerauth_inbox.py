@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.services.registry import Services
+from relay.registry import Services
 from tests.faces.conftest import APP, call, error_of
 
 pytestmark = pytest.mark.usefixtures("relay")

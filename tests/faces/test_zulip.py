@@ -15,7 +15,7 @@ import nacl.secret
 import pytest
 
 from relay.process.server import Listening
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ZULIP

@@ -9,8 +9,12 @@ import pytest
 import trio
 from sqlalchemy.engine import Connection
 
+from relay.crypto.sealing import Vault, new_key
 from relay.gateway.acks import AckBatcher
+from relay.services.delivery import DeliveryService
+from relay.services.push.wakeups import Wakeups
 from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.ids import now_us, uuid7
 from storage.repos import devices, messages, users
 from storage.repos.devices import DeviceRecord
@@ -67,8 +71,14 @@ async def queue(db: Database) -> Queue:
 
 
 @pytest.fixture
-async def running(nursery: trio.Nursery, db: Database) -> AsyncIterator[AckBatcher]:
-    batcher = AckBatcher(db, batch_size=5, flush_interval=1.0, capacity=20)
+def delivery(db: Database) -> DeliveryService:
+    wakeups = Wakeups(Vault(new_key()), delay_secs=0, ttl_secs=60, max_attempts=1)
+    return DeliveryService(db, GroupCommit(db, read_only=True), wakeups)
+
+
+@pytest.fixture
+async def running(nursery: trio.Nursery, delivery: DeliveryService) -> AsyncIterator[AckBatcher]:
+    batcher = AckBatcher(delivery, batch_size=5, flush_interval=1.0, capacity=20)
     stopping = trio.Event()
     nursery.start_soon(batcher.run, stopping)
     yield batcher
@@ -84,8 +94,10 @@ async def test_acks_wait_for_the_batch_to_fill(queue: Queue, running: AckBatcher
     await until(lambda: queue.empty(queue.a), seconds=2)
 
 
-async def test_a_partial_batch_is_flushed_after_the_interval(db: Database, queue: Queue) -> None:
-    batcher = AckBatcher(db, batch_size=100, flush_interval=0.3, capacity=1000)
+async def test_a_partial_batch_is_flushed_after_the_interval(
+    db: Database, queue: Queue, delivery: DeliveryService
+) -> None:
+    batcher = AckBatcher(delivery, batch_size=100, flush_interval=0.3, capacity=1000)
     ids = await queue.add(queue.a, 2)
     stopping = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -123,8 +135,10 @@ async def test_flush_returns_after_deletion(queue: Queue, running: AckBatcher) -
     await running.flush()  # nothing pending: returns at once
 
 
-async def test_a_full_buffer_applies_backpressure(db: Database, queue: Queue) -> None:
-    batcher = AckBatcher(db, batch_size=5, flush_interval=60, capacity=6)
+async def test_a_full_buffer_applies_backpressure(
+    db: Database, queue: Queue, delivery: DeliveryService
+) -> None:
+    batcher = AckBatcher(delivery, batch_size=5, flush_interval=60, capacity=6)
     ids = await queue.add(queue.a, 10)
     await batcher.acknowledge(queue.a, ids[:6])
     with trio.move_on_after(0.3) as blocked:
@@ -140,16 +154,20 @@ async def test_a_full_buffer_applies_backpressure(db: Database, queue: Queue) ->
     assert await queue.count(queue.a) == 0
 
 
-async def test_a_full_buffer_holds_back_only_its_device(db: Database, queue: Queue) -> None:
-    batcher = AckBatcher(db, batch_size=5, flush_interval=60, capacity=6)
+async def test_a_full_buffer_holds_back_only_its_device(
+    db: Database, queue: Queue, delivery: DeliveryService
+) -> None:
+    batcher = AckBatcher(delivery, batch_size=5, flush_interval=60, capacity=6)
     await batcher.acknowledge(queue.a, await queue.add(queue.a, 6))
     theirs = await queue.add(queue.b, 6)
     with trio.fail_after(1):  # no flusher running: only a's buffer is full
         await batcher.acknowledge(queue.b, theirs)
 
 
-async def test_a_batch_takes_at_most_max_batch_pairs(db: Database, queue: Queue) -> None:
-    batcher = AckBatcher(db, batch_size=2, flush_interval=60, capacity=10, max_batch=4)
+async def test_a_batch_takes_at_most_max_batch_pairs(
+    db: Database, queue: Queue, delivery: DeliveryService
+) -> None:
+    batcher = AckBatcher(delivery, batch_size=2, flush_interval=60, capacity=10, max_batch=4)
     ids = await queue.add(queue.a, 10)
     await batcher.acknowledge(queue.a, ids)
     stopping = trio.Event()
@@ -161,8 +179,10 @@ async def test_a_batch_takes_at_most_max_batch_pairs(db: Database, queue: Queue)
     assert await queue.count(queue.a) == 0
 
 
-async def test_stopping_flushes_what_is_pending(db: Database, queue: Queue) -> None:
-    batcher = AckBatcher(db, batch_size=100, flush_interval=60, capacity=1000)
+async def test_stopping_flushes_what_is_pending(
+    db: Database, queue: Queue, delivery: DeliveryService
+) -> None:
+    batcher = AckBatcher(delivery, batch_size=100, flush_interval=60, capacity=1000)
     ids = await queue.add(queue.a, 3)
     stopping = trio.Event()
     async with trio.open_nursery() as nursery:

@@ -22,7 +22,7 @@ from relay.client import (
 )
 from relay.config import Settings
 from relay.process.server import Listening, run_server
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from tests.factories import Device, new_account, new_device
 from tests.messaging import (

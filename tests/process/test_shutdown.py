@@ -10,7 +10,7 @@ import trio
 
 from relay.config import Settings
 from relay.process.server import run_server
-from relay.services.registry import Services
+from relay.registry import Services
 
 
 @pytest.mark.settings(server_shutdown_timeout_secs=5)

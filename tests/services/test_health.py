@@ -11,7 +11,7 @@ import trio
 
 from relay.config import Settings
 from relay.process.server import Listening, run_server
-from relay.services.registry import build_services
+from relay.registry import build_services
 from storage.db import Database, create_engine
 
 

@@ -8,33 +8,33 @@ from relay.api.http import bearer_token, empty_response, json_response, read_jso
 from relay.api.obscura.responses import auth_response
 from relay.api.obscura.schemas import Credentials, LoginRequest, RefreshTokenRequest
 from relay.api.routes import view
-from relay.services.registry import Services
+from relay.services.sessions import SessionService
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, sessions: SessionService) -> None:
     """Add the account and session routes to ``bp``."""
 
     @view(bp)
     async def register_user() -> Response:
         body = await read_json(request, Credentials)
-        session = await services.sessions.register(body.username, body.password)
+        session = await sessions.register(body.username, body.password)
         return json_response(auth_response(session), status=201)
 
     @view(bp)
     async def login() -> Response:
         body = await read_json(request, LoginRequest)
-        session = await services.sessions.login(body.username, body.password, body.device_id)
+        session = await sessions.login(body.username, body.password, body.device_id)
         return json_response(auth_response(session))
 
     @view(bp)
     async def logout() -> Response:
-        principal = services.sessions.authenticate(bearer_token(request))
+        principal = sessions.authenticate(bearer_token(request))
         body = await read_json(request, RefreshTokenRequest)
-        await services.sessions.logout(principal, body.refresh_token)
+        await sessions.logout(principal, body.refresh_token)
         return empty_response()
 
     @view(bp)
     async def refresh() -> Response:
         body = await read_json(request, RefreshTokenRequest)
-        session = await services.sessions.refresh(body.refresh_token)
+        session = await sessions.refresh(body.refresh_token)
         return json_response(auth_response(session))

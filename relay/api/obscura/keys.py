@@ -8,17 +8,18 @@ from relay.api.http import bearer_token, empty_response, json_response, path_uui
 from relay.api.obscura.responses import bundle_response
 from relay.api.obscura.schemas import PreKeyUploadRequest
 from relay.api.routes import view
-from relay.services.registry import Services
+from relay.services.keys import KeyService
+from relay.services.sessions import SessionService
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, sessions: SessionService, keys: KeyService) -> None:
     """Add the key routes to ``bp``."""
 
     @view(bp)
     async def upload_keys() -> Response:
-        principal = services.sessions.authenticate(bearer_token(request))
+        principal = sessions.authenticate(bearer_token(request))
         body = await read_json(request, PreKeyUploadRequest)
-        await services.keys.upload(
+        await keys.upload(
             principal,
             body.identity_key,
             body.registration_id,
@@ -39,7 +40,7 @@ def register(bp: Blueprint, services: Services) -> None:
 
     @view(bp)
     async def pre_key_bundles(user_id: str) -> Response:
-        principal = services.sessions.authenticate(bearer_token(request))
+        principal = sessions.authenticate(bearer_token(request))
         target = path_uuid(user_id)
-        bundles = await services.keys.fetch_bundles(principal, target)
+        bundles = await keys.fetch_bundles(principal, target)
         return json_response([bundle_response(b) for b in bundles])

@@ -16,8 +16,8 @@ from relay.api.asgi import OCTET_STREAM, StreamingRequest, method_not_allowed, r
 from relay.api.http import JSON_BODY_LIMIT, bearer_token, bearer_token_of, json_response
 from relay.api.routes import view
 from relay.services.messaging import MessagingService
-from relay.services.registry import Services
 from relay.services.sessions import SessionService
+from relay.services.tickets import TicketService
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -44,11 +44,11 @@ class MessagesEndpoint:
         await request.complete(200, encoded, [OCTET_STREAM])
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, sessions: SessionService, tickets: TicketService) -> None:
     """Add the Quart-served messaging route to ``bp``."""
 
     @view(bp)
     async def gateway_ticket() -> Response:
-        principal = services.sessions.authenticate(bearer_token(request))
-        ticket = await services.tickets.issue(principal)
+        principal = sessions.authenticate(bearer_token(request))
+        ticket = await tickets.issue(principal)
         return json_response({"ticket": ticket}, status=201)

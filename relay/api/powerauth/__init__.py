@@ -14,23 +14,23 @@ from relay.api.outages import unavailable
 from relay.api.powerauth import admin, campaigns, devices, inbox, messages, service
 from relay.api.powerauth.envelope import error_body, verify_integrator
 from relay.errors import RelayError
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.errors import (
     DatabaseFailure,
     DatabaseUnavailable,
     DataIntegrity,
     PowerAuthError,
 )
-from relay.services.registry import Services
 from storage.errors import IntegrityViolation, StorageError, StorageUnavailable
 
 
-def blueprint(services: Services) -> Blueprint:
-    """Every PowerAuth route, bound to ``services``."""
+def blueprint(powerauth: PowerAuth) -> Blueprint:
+    """Every PowerAuth route, bound to the face's services."""
     bp = Blueprint("powerauth", __name__)
 
     @bp.before_request
     async def authenticate() -> None:
-        await verify_integrator(services.powerauth, request.headers.get("Authorization"))
+        await verify_integrator(powerauth, request.headers.get("Authorization"))
 
     @bp.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:
@@ -49,6 +49,7 @@ def blueprint(services: Services) -> Blueprint:
             return response
         return error_body(DatabaseFailure("Database error"))
 
-    for module in (service, devices, messages, campaigns, admin, inbox):
-        module.register(bp, services)
+    service.register(bp)
+    for module in (devices, messages, campaigns, admin, inbox):
+        module.register(bp, powerauth)
     return bp

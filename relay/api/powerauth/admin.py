@@ -11,8 +11,8 @@ from quart import Blueprint, Response, request
 from providers.message import Platform
 from relay.api.powerauth.envelope import ok, read_json, request_dict
 from relay.api.routes import view
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.admin import summary
-from relay.services.registry import Services
 
 
 async def _app_of_removal() -> dict[str, Any]:
@@ -25,9 +25,9 @@ async def _app_of_removal() -> dict[str, Any]:
     return {}
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     """Add the administration routes."""
-    admin = services.powerauth.admin
+    admin = powerauth.admin
 
     @view(bp)
     async def admin_app_list() -> Response:

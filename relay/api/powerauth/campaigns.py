@@ -16,8 +16,8 @@ from relay.api.powerauth.envelope import (
     request_object,
 )
 from relay.api.routes import view
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.campaigns import Campaign, CampaignProgress
-from relay.services.registry import Services
 from storage.ids import format_rfc3339
 
 MAX_PAGE_SIZE = 10_000
@@ -55,9 +55,9 @@ def detail_body(progress: CampaignProgress) -> dict[str, Any]:
     }
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     """Add the campaign routes."""
-    campaigns = services.powerauth.campaigns
+    campaigns = powerauth.campaigns
 
     @view(bp)
     async def campaigns_create() -> Response:

@@ -7,12 +7,12 @@ from quart import Blueprint, Response, request
 
 from relay.api.powerauth.envelope import ok, request_dict
 from relay.api.routes import view
-from relay.services.registry import Services
+from relay.services.powerauth import PowerAuth
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     """Add the device routes."""
-    devices = services.powerauth.devices
+    devices = powerauth.devices
 
     @view(bp)
     async def devices_create() -> Response:

@@ -9,6 +9,7 @@ from quart import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from relay.api.http import json_response
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.errors import (
     InvalidRequest,
     PowerAuthError,
@@ -16,7 +17,6 @@ from relay.services.powerauth.errors import (
     UnsupportedContentType,
     Violation,
 )
-from relay.services.registry import PowerAuth
 
 _BEARER = "Bearer "
 

@@ -15,9 +15,9 @@ from quart import Blueprint, Response, request
 
 from relay.api.powerauth.envelope import ok, query_bool, query_int, read_json
 from relay.api.routes import view
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.errors import InvalidRequest, Violation
 from relay.services.powerauth.inbox import MAX_PAGE_SIZE, InboxMessage
-from relay.services.registry import Services
 from storage.ids import format_rfc3339
 
 
@@ -57,9 +57,9 @@ def _required(fields: dict[str, Any], name: str) -> str:
     return value
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     """Add the inbox routes."""
-    inbox = services.powerauth.inbox
+    inbox = powerauth.inbox
 
     @view(bp)
     async def inbox_post() -> Response:

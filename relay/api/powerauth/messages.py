@@ -13,8 +13,8 @@ from quart import Blueprint, Response, request
 from providers.message import Platform
 from relay.api.powerauth.envelope import ok, request_dict
 from relay.api.routes import view
-from relay.services.push.service import PlatformCounts
-from relay.services.registry import Services
+from relay.services.powerauth import PowerAuth
+from relay.services.push.sender import PlatformCounts
 
 
 def send_result(mode: str, counts: dict[Platform, PlatformCounts] | None) -> dict[str, Any]:
@@ -34,9 +34,9 @@ def send_result(mode: str, counts: dict[Platform, PlatformCounts] | None) -> dic
     return {**body, "result": per_platform, **per_platform}
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     """Add the message routes."""
-    messages = services.powerauth.messages
+    messages = powerauth.messages
 
     @view(bp)
     async def messages_send() -> Response:

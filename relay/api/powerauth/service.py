@@ -10,7 +10,6 @@ from quart import Blueprint, Response
 from relay import __version__
 from relay.api.powerauth.envelope import ok
 from relay.api.routes import view
-from relay.services.registry import Services
 
 _STARTED = datetime.now(UTC)
 
@@ -19,9 +18,8 @@ def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
-def register(bp: Blueprint, services: Services) -> None:
+def register(bp: Blueprint) -> None:
     """Add the status route."""
-    del services
 
     @view(bp)
     async def service_status() -> Response:

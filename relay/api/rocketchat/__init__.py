@@ -16,8 +16,7 @@ from relay.api.http import json_response
 from relay.api.outages import unavailable
 from relay.api.routes import view
 from relay.errors import RelayError
-from relay.services.registry import Services
-from relay.services.rocketchat import NotLoggedIn, RocketChatError
+from relay.services.rocketchat import NotLoggedIn, RocketChatError, RocketChatService
 from storage.errors import StorageError, StorageUnavailable
 
 
@@ -39,10 +38,9 @@ async def json_body(req: Request) -> dict[str, Any]:
     return body
 
 
-def blueprint(services: Services) -> Blueprint:
-    """The Rocket.Chat routes, bound to ``services``."""
+def blueprint(rocket: RocketChatService) -> Blueprint:
+    """The Rocket.Chat routes, bound to the face's service."""
     bp = Blueprint("rocketchat", __name__)
-    rocket = services.rocketchat
 
     @bp.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:

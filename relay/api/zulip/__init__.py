@@ -19,7 +19,6 @@ from relay.api.http import json_response
 from relay.api.outages import unavailable
 from relay.api.routes import view
 from relay.errors import RelayError
-from relay.services.registry import Services
 from relay.services.zulip.errors import ZulipError, missing
 from relay.services.zulip.service import UserRecord, ZulipService
 from storage.errors import StorageError, StorageUnavailable
@@ -81,10 +80,9 @@ async def authenticate(zulip: ZulipService, req: Request) -> UserRecord:
     return await zulip.authenticate(login, api_key)
 
 
-def blueprint(services: Services) -> Blueprint:
-    """The Zulip routes, bound to ``services``."""
+def blueprint(zulip: ZulipService) -> Blueprint:
+    """The Zulip routes, bound to the face's service."""
     bp = Blueprint("zulip", __name__)
-    zulip = services.zulip
 
     @bp.errorhandler(RelayError)
     async def relay_error(error: RelayError) -> Response:

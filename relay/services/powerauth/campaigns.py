@@ -196,7 +196,7 @@ class CampaignService:
         deliveries = self._sender.deliveries(page, message)
         push = self._sender.push
         expires_at = None if message.expires_at is None else message.expires_at * MICROS_PER_SECOND
-        jobs = push.jobs_for(
+        jobs = push.queue.jobs_for(
             campaign.app_id, deliveries, expires_at=expires_at, campaign_id=campaign_id
         )
 
@@ -206,8 +206,8 @@ class CampaignService:
             if powerauth.advance_campaign(
                 conn, campaign_id, expected=campaign.cursor, cursor=page[-1].token, queued=len(jobs)
             ):
-                push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=push.max_attempts)
+                push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=push.queue.max_attempts)
 
         await self._db.write(work)
-        push.wake()
+        push.queue.wake()
         return True

@@ -22,7 +22,8 @@ from relay.services.powerauth.payload import (
     parse_mode,
     to_push_message,
 )
-from relay.services.push.service import Delivery, PlatformCounts
+from relay.services.push.queue import Delivery
+from relay.services.push.sender import PlatformCounts
 from relay.services.registrations import RegistrationSender
 from storage.db import Database
 from storage.ids import MICROS_PER_SECOND
@@ -102,8 +103,8 @@ class PowerAuthMessages:
         if mode == "ASYNCHRONOUS":
             if deliveries:
                 expires_at = None if expiry is None else expiry * MICROS_PER_SECOND
-                await self._sender.push.enqueue(app_id, deliveries, expires_at=expires_at)
+                await self._sender.push.queue.enqueue(app_id, deliveries, expires_at=expires_at)
             return None
         if not deliveries:
             return {platform: PlatformCounts() for platform in Platform}
-        return await self._sender.push.send_now(app_id, deliveries)
+        return await self._sender.push.sender.send_now(app_id, deliveries)

@@ -28,7 +28,3 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, _MAX_RETRY_AFTER_SECS))
         return delay
-
-    def gives_up(self, attempt: int) -> bool:
-        """True when ``attempt`` was the last one allowed."""
-        return attempt >= self.max_attempts

@@ -15,6 +15,8 @@ from collections.abc import Collection
 from sqlalchemy.engine import Connection
 
 from providers.message import PushMessage
+from relay.crypto.sealing import Vault
+from relay.services.push.e2ee import encrypted
 from storage.ids import MICROS_PER_SECOND
 from storage.repos import push_jobs, push_tokens
 
@@ -25,7 +27,8 @@ COLLAPSE_KEY = "obscura_check"
 class Wakeups:
     """Schedules and cancels wake-up jobs; builds the wake-up notification."""
 
-    def __init__(self, *, delay_secs: int, ttl_secs: int, max_attempts: int) -> None:
+    def __init__(self, vault: Vault, *, delay_secs: int, ttl_secs: int, max_attempts: int) -> None:
+        self._vault = vault
         self._delay_us = delay_secs * MICROS_PER_SECOND
         self._ttl_secs = ttl_secs
         self._max_attempts = max_attempts
@@ -56,3 +59,13 @@ class Wakeups:
             collapse_key=COLLAPSE_KEY,
             expires_at=now_secs + self._ttl_secs,
         )
+
+    def message_for(self, sealed_push_key: bytes | None, *, now_secs: int) -> PushMessage:
+        """A device's wake-up, end-to-end encrypted when it registered a push key.
+
+        Raises :class:`~relay.crypto.sealing.SealingError` if that key does not open.
+        """
+        message = self.message(now_secs=now_secs)
+        if sealed_push_key is None:
+            return message
+        return encrypted(message, self._vault.open(sealed_push_key))

@@ -240,4 +240,4 @@ class ZulipService:
                 "Server is not configured to use push notification service.",
             )
         for app_id, items in by_app.items():
-            await self._sender.push.send_now(app_id, self._sender.deliveries(items, message))
+            await self._sender.push.sender.send_now(app_id, self._sender.deliveries(items, message))

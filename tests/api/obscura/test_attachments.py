@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from relay.client import ApiError
 from relay.process.server import Listening
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.ids import MICROS_PER_DAY
 from storage.repos import attachments as attachments_repo

@@ -12,8 +12,8 @@ import trio
 
 from relay.client import ApiError, Backup
 from relay.process.server import Listening
+from relay.registry import Services
 from relay.services.backups import Verdict, expected_version, judge, parse_int32
-from relay.services.registry import Services
 from storage.db import Database
 from storage.repos import backups as backups_repo
 from storage.repos.backups import BackupSlot

@@ -11,7 +11,7 @@ from sqlalchemy import Table, event, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from relay.client import Outgoing, connect_gateway
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.schema import gateway_tickets, idempotency_records
 from tests.factories import new_device

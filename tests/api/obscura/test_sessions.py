@@ -126,7 +126,7 @@ async def test_unknown_refresh_tokens_are_401(http: httpx.AsyncClient, token: st
 async def test_expired_refresh_token_is_refused_and_consumed(
     http: httpx.AsyncClient, services: object
 ) -> None:
-    from relay.services.registry import Services
+    from relay.registry import Services
 
     assert isinstance(services, Services)
     client = await new_account(http)

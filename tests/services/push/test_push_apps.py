@@ -20,9 +20,9 @@ from relay.config import SettingError, Settings
 from relay.crypto.sealing import Vault, new_key
 from relay.errors import Conflict, InvalidInput, NotFound
 from relay.process.server import run_server
+from relay.registry import Services, build_services
 from relay.services.push.apps import AppService
-from relay.services.push.service import Delivery
-from relay.services.registry import Services, build_services
+from relay.services.push.queue import Delivery
 from storage.db import Database
 from storage.schema import push_app_credentials
 from tests.e2e.process import environment, run_relay
@@ -136,16 +136,16 @@ async def test_credentials_sealed_with_another_key_fail_jobs_clearly(
     app_id = await configure_app(first.push_apps, keys, "shop")
     second = build_services(settings, db, b"j" * 32, tmp_path, push_key=new_key())
     async with running_push(second.push):
-        [job] = await second.push.enqueue(app_id, [Delivery(Platform.FCM, "t", ALERT)])
+        [job] = await second.push.queue.enqueue(app_id, [Delivery(Platform.FCM, "t", ALERT)])
 
         async def failed() -> bool:
-            status = (await second.push.status([job]))[job]
+            status = (await second.push.queue.status([job]))[job]
             return status.state == "failed"
 
         from tests.waiting import until
 
         await until(failed)
-    reason = (await second.push.status([job]))[job].reason
+    reason = (await second.push.queue.status([job]))[job].reason
     assert reason is not None
     assert "server key" in reason
 
@@ -156,7 +156,7 @@ async def test_secrets_are_never_logged(
     caplog.set_level(logging.DEBUG)
     app_id = await configure_app(services.push_apps, keys, "shop")
     async with running_push(services.push):
-        await services.push.send_now(app_id, [Delivery(Platform.HMS, "t", ALERT)])
+        await services.push.sender.send_now(app_id, [Delivery(Platform.HMS, "t", ALERT)])
     text = caplog.text + repr(await services.push_apps.credentials(app_id))
     assert "PRIVATE KEY" not in text
     assert "hms-client-secret" not in text
@@ -298,8 +298,8 @@ async def test_corrected_credentials_of_the_same_identity_work_on_the_next_send(
     await services.push_apps.set_hms("shop", app_id=hms.app_id, client_secret="an old secret")
     deliveries = [delivery(platform) for platform in Platform]
     async with running_push(services.push):
-        counts = await services.push.send_now(app_id, deliveries)
+        counts = await services.push.sender.send_now(app_id, deliveries)
         assert [counts[platform].failed for platform in Platform] == [1, 1, 1]
         await configure_app(services.push_apps, keys, "shop")  # the right keys, same ids
-        counts = await services.push.send_now(app_id, deliveries)
+        counts = await services.push.sender.send_now(app_id, deliveries)
         assert [counts[platform].sent for platform in Platform] == [1, 1, 1]

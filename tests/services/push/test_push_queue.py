@@ -12,8 +12,8 @@ import trio
 from providers.emulators.faults import Fault, FaultKind
 from providers.message import Environment, Platform, PushMessage
 from relay.config import Settings
-from relay.services.push.service import Delivery
-from relay.services.registry import Services, build_services
+from relay.registry import Services, build_services
+from relay.services.push.queue import Delivery
 from storage.db import Database
 from storage.ids import now_us
 from storage.repos import push_jobs
@@ -39,11 +39,11 @@ def settings(settings: Settings, emulators: Emulators, keys: Keys) -> Settings:
 
 async def _settled(services: Services, ids: list, states=("sent", "failed")) -> dict:  # type: ignore[no-untyped-def, type-arg]
     async def done() -> bool:
-        statuses = await services.push.status(ids)
+        statuses = await services.push.queue.status(ids)
         return len(statuses) == len(ids) and all(s.state in states for s in statuses.values())
 
     await until(done, seconds=10)
-    return await services.push.status(ids)
+    return await services.push.queue.status(ids)
 
 
 @pytest.mark.parametrize("platform", list(Platform))
@@ -52,7 +52,7 @@ async def test_a_queued_push_is_delivered_and_marked_sent(
 ) -> None:
     app_id = await configure_app(services.push_apps, keys, "shop")
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery(platform)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(platform)])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "sent"
     assert statuses[job].attempts == 1
@@ -68,7 +68,7 @@ async def test_a_rate_limited_push_is_retried_with_backoff_until_sent(
     app_id = await configure_app(services.push_apps, keys)
     emulators.fcm.faults.per_token["fcm-1"] = Fault(FaultKind.RATE_LIMITED, times=2)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery(Platform.FCM)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 3)
     assert services.push.stats.retried == 2
@@ -83,7 +83,7 @@ async def test_retry_after_is_honoured(
     )
     async with running_push(services.push):
         started = trio.current_time()
-        [job] = await services.push.enqueue(app_id, [delivery(Platform.APNS)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(Platform.APNS)])
         statuses = await _settled(services, [job])
         elapsed = trio.current_time() - started
     assert statuses[job].state == "sent"
@@ -97,7 +97,7 @@ async def test_a_push_that_keeps_failing_gives_up_at_the_attempt_cap(
     app_id = await configure_app(services.push_apps, keys)
     emulators.hms.faults.per_token["hms-1"] = Fault(FaultKind.SERVER_ERROR)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery(Platform.HMS)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(Platform.HMS)])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "failed"
     assert statuses[job].attempts == 3
@@ -116,7 +116,7 @@ async def test_a_non_429_client_error_is_never_retried(
         bundle_id="com.example.not-allowed",
     )
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery(Platform.APNS)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(Platform.APNS)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("failed", 1)
     assert statuses[job].reason == "TopicDisallowed"
@@ -130,7 +130,7 @@ async def test_goaway_mid_flight_loses_no_push(
     tokens = [f"{index:02x}" * 32 for index in range(30)]
     emulators.apns.faults.per_token[tokens[10]] = Fault(FaultKind.GOAWAY, times=1)
     async with running_push(services.push):
-        ids = await services.push.enqueue(
+        ids = await services.push.queue.enqueue(
             app_id, [delivery(Platform.APNS, token) for token in tokens]
         )
         statuses = await _settled(services, ids)
@@ -143,7 +143,7 @@ async def test_a_stalled_provider_times_out_and_the_push_is_retried(
 ) -> None:
     import dataclasses
 
-    from relay.services.registry import push_config
+    from relay.registry import push_config
 
     config = dataclasses.replace(push_config(settings))
     config = dataclasses.replace(
@@ -153,7 +153,7 @@ async def test_a_stalled_provider_times_out_and_the_push_is_retried(
     app_id = await configure_app(fast.push_apps, keys)
     emulators.fcm.faults.per_token["fcm-1"] = Fault(FaultKind.STALL, seconds=3, times=1)
     async with running_push(fast.push):
-        [job] = await fast.push.enqueue(app_id, [delivery(Platform.FCM)])
+        [job] = await fast.push.queue.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(fast, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 2)
 
@@ -163,7 +163,7 @@ async def test_queued_jobs_survive_a_crash_and_are_all_delivered_after_restart(
 ) -> None:
     import dataclasses
 
-    from relay.services.registry import push_config
+    from relay.registry import push_config
 
     # Short leases, so that the crashed worker's jobs come back quickly.
     config = dataclasses.replace(push_config(settings), visibility_secs=1.5)
@@ -174,7 +174,9 @@ async def test_queued_jobs_survive_a_crash_and_are_all_delivered_after_restart(
     ids: list = []  # type: ignore[type-arg]
     with trio.CancelScope() as crash:
         async with running_push(first.push):
-            ids = await first.push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
+            ids = await first.push.queue.enqueue(
+                app_id, [delivery(Platform.FCM, t) for t in tokens]
+            )
 
             async def some_in_flight() -> bool:
                 return emulators.fcm.requests >= 5
@@ -198,7 +200,7 @@ async def test_an_expired_job_fails_without_being_sent(
 ) -> None:
     app_id = await configure_app(services.push_apps, keys)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(
+        [job] = await services.push.queue.enqueue(
             app_id, [delivery(Platform.FCM)], expires_at=now_us() - 1
         )
         statuses = await _settled(services, [job])
@@ -220,7 +222,7 @@ async def test_the_synchronous_path_counts_per_platform(
         delivery(Platform.HMS),
     ]
     async with running_push(services.push):
-        counts = await services.push.send_now(app_id, deliveries)
+        counts = await services.push.sender.send_now(app_id, deliveries)
         apns, fcm, hms = counts[Platform.APNS], counts[Platform.FCM], counts[Platform.HMS]
         assert (apns.sent, apns.failed, apns.pending, apns.total) == (1, 1, 0, 2)
         assert (fcm.sent, fcm.failed, fcm.pending) == (1, 0, 1)
@@ -237,7 +239,7 @@ async def test_a_platform_without_credentials_fails_clearly(
 ) -> None:
     app = await services.push_apps.create("bare")
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app.id, [delivery(Platform.FCM)])
+        [job] = await services.push.queue.enqueue(app.id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert statuses[job].reason == "the app has no fcm credentials"
 
@@ -248,7 +250,7 @@ async def test_development_tokens_go_to_the_sandbox_host(
     app_id = await configure_app(services.push_apps, keys)
     delivery = Delivery(Platform.APNS, APNS_TOKEN, ALERT, Environment.DEVELOPMENT)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery])
+        [job] = await services.push.queue.enqueue(app_id, [delivery])
         statuses = await _settled(services, [job])
     assert statuses[job].state == "sent"
 
@@ -259,7 +261,7 @@ async def test_competing_workers_deliver_every_job_exactly_once(
     workers = [build_services(settings, db, b"x" * 32, tmp_path, push_key=KEY) for _ in range(3)]
     app_id = await configure_app(workers[0].push_apps, keys)
     tokens = [f"compete-{index}" for index in range(150)]
-    ids = await workers[0].push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
+    ids = await workers[0].push.queue.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
     async with (
         running_push(workers[0].push),
         running_push(workers[1].push),
@@ -280,7 +282,7 @@ async def test_the_size_limit_applies_to_the_encrypted_payload(
     plain = Delivery(Platform.FCM, "plain", message)
     sealed = Delivery(Platform.FCM, "sealed", message, push_key=bytes(32))
     async with running_push(services.push):
-        counts = await services.push.send_now(app_id, [plain, sealed])
+        counts = await services.push.sender.send_now(app_id, [plain, sealed])
     assert (counts[Platform.FCM].sent, counts[Platform.FCM].failed) == (1, 1)
     assert [r.token for r in emulators.fcm.received] == ["plain"]
 
@@ -292,14 +294,14 @@ async def test_a_graceful_stop_finishes_and_records_pushes_in_flight(
     emulators.fcm.faults.by_rate.append((1.0, Fault(FaultKind.STALL, seconds=0.5)))
     tokens = [f"inflight-{index}" for index in range(5)]
     async with running_push(services.push) as stopping:
-        ids = await services.push.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
+        ids = await services.push.queue.enqueue(app_id, [delivery(Platform.FCM, t) for t in tokens])
 
         async def all_in_flight() -> bool:
             return emulators.fcm.requests >= 6  # the token request and five sends
 
         await until(all_in_flight)
         stopping.set()
-    statuses = await services.push.status(ids)
+    statuses = await services.push.queue.status(ids)
     assert {s.state for s in statuses.values()} == {"sent"}
 
 
@@ -318,6 +320,6 @@ async def test_an_unexpected_error_in_a_delivery_is_retried_not_fatal(
 
     monkeypatch.setattr(services.push_apps, "credentials", flaky)
     async with running_push(services.push):
-        [job] = await services.push.enqueue(app_id, [delivery(Platform.FCM)])
+        [job] = await services.push.queue.enqueue(app_id, [delivery(Platform.FCM)])
         statuses = await _settled(services, [job])
     assert (statuses[job].state, statuses[job].attempts) == ("sent", 2)

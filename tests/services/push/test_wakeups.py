@@ -17,7 +17,7 @@ import trio
 from providers.emulators.faults import Fault, FaultKind
 from relay.client import Outgoing, connect_gateway
 from relay.config import Settings
-from relay.services.registry import Services
+from relay.registry import Services
 from storage.db import Database
 from storage.ids import now_us
 from storage.repos import push_jobs, push_tokens

@@ -1,4 +1,4 @@
-"""Builds the service objects from settings and holds them for the API faces."""
+"""Builds the service objects from settings: the wiring of one process's services."""
 
 from __future__ import annotations
 
@@ -19,19 +19,22 @@ from relay.gateway.session import Gateway, GatewayConfig
 from relay.services.api_keys import ApiKeyService
 from relay.services.attachments import AttachmentService
 from relay.services.backups import BackupService
+from relay.services.delivery import DeliveryService
 from relay.services.devices import DeviceService
 from relay.services.face_logins import FaceLoginService
 from relay.services.health import HealthService
 from relay.services.keys import KeyService
 from relay.services.messaging import MessagingService
+from relay.services.powerauth import PowerAuth
 from relay.services.powerauth.admin import AdminService
 from relay.services.powerauth.campaigns import CampaignService
 from relay.services.powerauth.devices import PowerAuthDevices
 from relay.services.powerauth.inbox import InboxService
 from relay.services.powerauth.messages import PowerAuthMessages
 from relay.services.push.apps import AppService
+from relay.services.push.config import PushConfig
 from relay.services.push.retry import RetryPolicy
-from relay.services.push.service import PushConfig, PushService
+from relay.services.push.service import PushService
 from relay.services.push.wakeups import Wakeups
 from relay.services.push_tokens import PushTokenService
 from relay.services.registrations import RegistrationSender
@@ -48,19 +51,6 @@ from storage.group_commit import GroupCommit
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
 _PASSWORD_HASH_THREADS = 2
-
-
-@dataclass(frozen=True)
-class PowerAuth:
-    """The PowerAuth face's services."""
-
-    devices: PowerAuthDevices
-    messages: PowerAuthMessages
-    campaigns: CampaignService
-    inbox: InboxService
-    admin: AdminService
-    api_keys: ApiKeyService
-    open: bool
 
 
 @dataclass(frozen=True)
@@ -150,16 +140,19 @@ def build_services(
     blobs = FilesystemBlobStore(blob_root)
     vault = Vault(push_key or new_key())
     wakeups = Wakeups(
+        vault,
         delay_secs=settings.notifications_push_delay_secs,
         ttl_secs=settings.fcm_ttl_secs,
         max_attempts=settings.push_max_attempts,
     )
+    writes = GroupCommit(db)
+    reads = GroupCommit(db, read_only=True)
+    delivery = DeliveryService(db, reads, wakeups)
     acks = AckBatcher(
-        db,
+        delivery,
         batch_size=settings.ws_ack_batch_size,
         flush_interval=settings.ws_ack_flush_interval_ms / 1000,
         capacity=settings.ws_ack_buffer_size,
-        on_flush=wakeups.cancel,
     )
     push_apps = AppService(db, vault)
     issuer = SessionIssuer(
@@ -185,12 +178,10 @@ def build_services(
         ),
         hash_limiter=trio.CapacityLimiter(_PASSWORD_HASH_THREADS),
     )
-    push_service = PushService(db, push_apps, vault, wakeups, push or push_config(settings))
+    push_service = PushService(db, push_apps, wakeups, push or push_config(settings))
     sender = RegistrationSender(push_service, vault)
     logins = FaceLoginService(db, sessions)
     bouncer_keys = BouncerKeys(db, vault, _bouncer_key_map(settings))
-    writes = GroupCommit(db)
-    reads = GroupCommit(db, read_only=True)
     return Services(
         db=db,
         sessions=sessions,
@@ -247,7 +238,7 @@ def build_services(
         hub=hub,
         acks=acks,
         gateway=Gateway(
-            db,
+            delivery,
             hub,
             acks,
             GatewayConfig(
@@ -261,7 +252,6 @@ def build_services(
                 ping_interval=max(1, settings.ws_ping_interval_secs),
                 ping_timeout=settings.ws_ping_timeout_secs,
             ),
-            reads=reads,
         ),
         blobs=blobs,
         powerauth=_powerauth(settings, db, push_apps, vault, sender),

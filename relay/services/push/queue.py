@@ -1,0 +1,104 @@
+"""The durable push queue's API: queue deliveries, read their status, wake the workers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from providers.message import Environment, Platform, PushMessage
+from relay.services.push.e2ee import encrypted
+from storage.db import Database
+from storage.ids import now_us
+from storage.repos import push_jobs
+from storage.repos.push_jobs import JobStatus, NewJob
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification for one registration (synchronous and queued API paths)."""
+
+    platform: Platform
+    token: str
+    message: PushMessage
+    environment: Environment = Environment.PRODUCTION
+    push_key: bytes | None = None
+    # Sent in the clear next to ``encrypted_data`` (the id the client picks its key by).
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def message_to_send(self) -> PushMessage:
+        """The message, end-to-end encrypted when a push key is given."""
+        if self.push_key is None:
+            return self.message
+        return encrypted(self.message, self.push_key, dict(self.extra))
+
+
+class DueSignal:
+    """Tells the workers to look for due jobs now rather than at their next poll."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        """Wake the workers."""
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Until :meth:`set` or for ``seconds``, whichever comes first."""
+        with trio.move_on_after(seconds):
+            await self._event.wait()
+        self._event = trio.Event()
+
+
+class PushQueue:
+    """Queues deliveries for the workers (:mod:`relay.services.push.worker`)."""
+
+    def __init__(self, db: Database, due: DueSignal, *, max_attempts: int) -> None:
+        self._db = db
+        self._due = due
+        self.max_attempts = max_attempts
+        """Attempts a queued job gets."""
+
+    def wake(self) -> None:
+        """Look for due jobs now (after queueing in a transaction of one's own)."""
+        self._due.set()
+
+    def jobs_for(
+        self,
+        app_id: uuid.UUID,
+        deliveries: Sequence[Delivery],
+        *,
+        expires_at: int | None = None,
+        campaign_id: int | None = None,
+    ) -> list[NewJob]:
+        """The queue rows for deliveries (sealed where a push key is given), for callers
+        that queue them inside a transaction of their own (then :meth:`wake`)."""
+        return [
+            NewJob(
+                app_id,
+                item.platform.value,
+                item.environment.value,
+                item.token,
+                item.message_to_send().to_json(),
+                expires_at=expires_at,
+                campaign_id=campaign_id,
+            )
+            for item in deliveries
+        ]
+
+    async def enqueue(
+        self, app_id: uuid.UUID, deliveries: Sequence[Delivery], *, expires_at: int | None = None
+    ) -> list[uuid.UUID]:
+        """Queue deliveries (end-to-end encrypted where a push key is given)."""
+        jobs = self.jobs_for(app_id, deliveries, expires_at=expires_at)
+        ids = await self._db.write(
+            lambda conn: push_jobs.enqueue(conn, jobs, now=now_us(), max_attempts=self.max_attempts)
+        )
+        self.wake()
+        return ids
+
+    async def status(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JobStatus]:
+        """The recorded status of jobs."""
+        return await self._db.read(lambda conn: push_jobs.status(conn, list(job_ids)))
