@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from relay.cli import _parser
+from relay.cli import parser as _parser
 from relay.config import (
     SETTINGS,
     SettingError,
