@@ -1,7 +1,8 @@
 """The HTTP front end: how a connection reaches the application.
 
 Every connection is accepted by :mod:`relay.transport.listener`, which peeks at its first
-request head and picks one of four ways to serve it:
+request head (read by :mod:`relay.transport.http1`, the one head parser) and picks one of
+four ways to serve it:
 
 * the gateway's WebSocket upgrade goes to :mod:`relay.transport.websocket` (wsproto on
   the raw stream: real pings and liveness, a connection that can always be cut);

@@ -1,4 +1,6 @@
-"""HTTP/1.1 framing for the lean path (:mod:`relay.transport.lean`), sans-IO.
+"""The HTTP/1.x request-head parser (sans-IO): :func:`sniff` for the accept loop, which
+only decides who serves a connection, and :func:`parse_request`, the framing of the lean
+path (:mod:`relay.transport.lean`). Both read a head with the same grammar, h11's.
 
 Only the plain case is framed here: an ``HTTP/1.1`` request in origin form with exactly
 one ``Host``, a ``Content-Length`` body (or none) and no ``Transfer-Encoding``, ``Expect``
@@ -22,7 +24,7 @@ from relay.transport.types import MAX_HEAD_BYTES, Headers
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 # Origin form, ASCII only: hypercorn decodes the path as ASCII.
-_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) (/[\x21-\x7e]*) HTTP/1\.1")
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) (/[\x21-\x7e]*) HTTP/1\.([01])")
 # The bytes h11 allows in a head: visible ASCII, obs-text, spaces and tabs, and CR LF
 # (only as line ends, checked apart).
 _HEAD_BYTES = bytes([9, 10, 13, *range(0x20, 0x7F), *range(0x80, 0x100)])
@@ -35,6 +37,52 @@ _HEAD_END = b"\r\n\r\n"
 
 class NotPlain(Exception):
     """The request is not one the lean path frames; the h11 path takes the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """The request line and headers of a connection's first request."""
+
+    method: str
+    path: str
+    headers: Headers  # names lower-cased, values without surrounding whitespace
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), if present."""
+        return next((value for key, value in self.headers if key == name), None)
+
+
+def sniff(data: bytes) -> RequestHead | None:
+    """The head at the start of ``data``: None while incomplete, and for anything h11
+    would refuse (HTTP/2, TLS, a malformed head), which the h11 path then answers."""
+    end = data.find(_HEAD_END, 0, MAX_HEAD_BYTES + len(_HEAD_END))
+    if end < 0:
+        return None
+    try:
+        method, target, _, headers = _read_head(data[:end])
+    except NotPlain:
+        return None
+    return RequestHead(method.decode("ascii"), target.partition(b"?")[0].decode("ascii"), headers)
+
+
+def _read_head(head: bytes) -> tuple[bytes, bytes, bytes, Headers]:
+    """Method, target, minor version and headers; :class:`NotPlain` where h11 would judge."""
+    lines = head.split(b"\r\n")
+    breaks = len(lines) - 1
+    bare_breaks = head.count(b"\r") != breaks or head.count(b"\n") != breaks
+    if bare_breaks or head.translate(None, _HEAD_BYTES):
+        raise NotPlain("a byte h11 would judge")
+    line = _REQUEST_LINE.fullmatch(lines[0])
+    if line is None:
+        raise NotPlain("a request line h11 would judge")
+    method, target, minor = line.groups()
+    headers: Headers = []
+    for field in lines[1:]:
+        name, colon, value = field.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise NotPlain("a header line h11 would judge")
+        headers.append((name.lower(), value.strip(b" \t")))
+    return method, target, minor, headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +109,9 @@ def parse_request(buffer: bytes | bytearray) -> Request | None:
         if len(buffer) >= MAX_HEAD_BYTES:
             raise NotPlain("request head too large")
         return None
-    head = bytes(buffer[:end])
-    lines = head.split(b"\r\n")
-    breaks = len(lines) - 1
-    bare_breaks = head.count(b"\r") != breaks or head.count(b"\n") != breaks
-    if bare_breaks or head.translate(None, _HEAD_BYTES):
-        raise NotPlain("a byte h11 would judge")
-    line = _REQUEST_LINE.fullmatch(lines[0])
-    if line is None:
-        raise NotPlain("a request line h11 would judge")
-    method, target = line.groups()
-    headers: Headers = []
-    for field in lines[1:]:
-        name, colon, value = field.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise NotPlain("a header line h11 would judge")
-        headers.append((name.lower(), value.strip(b" \t")))
+    method, target, minor, headers = _read_head(bytes(buffer[:end]))
+    if minor != b"1":
+        raise NotPlain("HTTP/1.0 is for the h11 path")
     host = 0
     length: int | None = None
     keep_alive = True

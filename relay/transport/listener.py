@@ -5,7 +5,8 @@ stack (its h11 driver let one malformed request end the process with a
 ``BusyResourceError``, wedged keep-alive connections after an early response and never
 closed a connection after ``Connection: close``). Hypercorn still provides the
 configuration, the lifespan protocol and the socket set-up. A connection's first request
-head is peeked and decides:
+head is peeked, read by :func:`relay.transport.http1.sniff` (the one head parser, h11's
+grammar; what it cannot read goes to the h11 path, which answers it), and decides:
 
 * a WebSocket upgrade of the gateway goes to the :class:`Interceptor`;
 * a request for a hot route goes to the lean path (:mod:`relay.transport.lean`) until a
@@ -26,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, cast
 
@@ -37,6 +37,7 @@ from hypercorn.typing import Framework, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from relay.transport.h11_connection import H11Connection
+from relay.transport.http1 import RequestHead, sniff
 from relay.transport.lean import LeanHttp, Route
 from relay.transport.serving import AsgiApp, Serving
 from relay.transport.types import (
@@ -44,45 +45,9 @@ from relay.transport.types import (
     RECEIVE_BYTES,
     REQUEST_TIMEOUT_SECS,
     Address,
-    Headers,
 )
 
 log = logging.getLogger("relay.http")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """The request line and headers of a connection's first HTTP/1.x request."""
-
-    method: str
-    path: str
-    headers: Headers  # names lower-cased
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of header ``name`` (lower case), if present."""
-        return next((value for key, value in self.headers if key == name), None)
-
-
-def parse_request_head(data: bytes) -> RequestHead | None:
-    """The head at the start of ``data``, or None if incomplete or not HTTP/1.x.
-
-    Sans-IO and lenient on purpose: it only decides who serves the connection; the
-    protocol library that then gets the bytes does the strict parsing.
-    """
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    lines = data[:end].split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        return None
-    headers: Headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if colon:
-            headers.append((name.strip().lower(), value.strip()))
-    target = parts[1].decode("latin-1")
-    return RequestHead(parts[0].decode("latin-1"), target.partition("?")[0], headers)
 
 
 class Interceptor(Protocol):
@@ -242,7 +207,7 @@ async def serve_http(
         if peeking and not peeked:
             await serving.close(stream)
             return
-        head = parse_request_head(peeked)
+        head = sniff(peeked)
         if interceptor is not None and head is not None and interceptor.wants(head):
             try:
                 await interceptor.serve(PeekedStream(stream, peeked), peer)

@@ -11,18 +11,17 @@ import trio
 from hypercorn.config import Config
 
 from relay.api.asgi import respond
+from relay.transport.http1 import NotPlain, RequestHead, parse_request, sniff
 from relay.transport.listener import (
     OpenConnections,
     PeekedStream,
-    RequestHead,
-    parse_request_head,
     serve_http,
 )
 from relay.transport.types import Address
 
 
 def test_a_complete_head_is_parsed() -> None:
-    head = parse_request_head(
+    head = sniff(
         b"GET /v1/gateway?ticket=abc HTTP/1.1\r\nHost: x\r\nUpgrade:  WebSocket \r\n\r\nrest"
     )
     assert head is not None
@@ -39,10 +38,23 @@ def test_a_complete_head_is_parsed() -> None:
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # HTTP/2 prior knowledge
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # TLS
         b"",
+        # What h11 refuses is left to the h11 path, which answers 400.
+        b"GET /v1/gateway HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+        b"GET /v1/gateway HTTP/1.1\r\nHost: x\nUpgrade: websocket\r\n\r\n",
+        b"GET http://x/v1/gateway HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
 )
 def test_anything_else_is_not_a_head(data: bytes) -> None:
-    assert parse_request_head(data) is None
+    assert sniff(data) is None
+
+
+def test_an_http_1_0_head_is_sniffed_but_not_framed_by_the_lean_path() -> None:
+    data = b"POST /v1/messages HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    head = sniff(data)
+    assert head is not None
+    assert (head.method, head.path) == ("POST", "/v1/messages")
+    with pytest.raises(NotPlain, match=r"HTTP/1\.0"):
+        parse_request(data)
 
 
 async def _connected_pair() -> tuple[trio.SocketStream, trio.SocketStream]:

@@ -28,7 +28,8 @@ from relay.api.outages import unavailable_raw
 from relay.api.routes import TABLE, Served
 from relay.gateway.session import Gateway
 from relay.services.tickets import TicketService
-from relay.transport.listener import PeekedStream, RequestHead
+from relay.transport.http1 import RequestHead
+from relay.transport.listener import PeekedStream
 from relay.transport.types import Address
 from relay.transport.websocket import ServerWebSocket
 from storage.errors import StorageError, StorageUnavailable
