@@ -246,6 +246,18 @@ async def test_push_token_validation_errors(
     assert await documents(db, username) == []
 
 
+async def test_a_refused_registration_creates_no_app(
+    http: httpx.AsyncClient, services: Services
+) -> None:
+    # An unknown appName falls back to the default app, created when needed: but only
+    # once the request is valid.
+    username = await account(http)
+    body = {"type": "gcm", "value": "t", "appName": "com.example.unknown", "pushKey": "abc"}
+    response = await http.post("/api/v1/push.token", json=body, headers=await login(http, username))
+    assert response.status_code == 400
+    assert await services.push_apps.app_id("rocketchat") is None
+
+
 async def test_the_documented_type_error_message(http: httpx.AsyncClient, app: str) -> None:
     username = await account(http)
     response = await http.post(
