@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from quart import Response
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
 
 from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.documents import blueprint as documents
 from relay.api.edge import EdgeMiddleware, EdgePolicy
-from relay.api.http import JSON_BODY_LIMIT, Rejection, empty_response, error_response
+from relay.api.http import JSON_BODY_LIMIT
 from relay.api.obscura import blueprint as obscura_blueprint
 from relay.api.obscura.attachments import AttachmentEndpoint
 from relay.api.obscura.backup import BackupEndpoint
+from relay.api.obscura.errors import register_error_handlers
 from relay.api.obscura.gateway import GatewayHttpEndpoint, GatewayInterceptor
 from relay.api.obscura.messages import MessagesEndpoint
-from relay.api.outages import unavailable
 from relay.api.powerauth import blueprint as powerauth_blueprint
 from relay.api.rocketchat import blueprint as rocketchat_blueprint
 from relay.api.routes import TABLE, Route, Served, check_views
 from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
-from relay.errors import RelayError, ServiceUnavailable
 from relay.registry import Services
-from storage.errors import StorageUnavailable
-
-log = logging.getLogger("relay.api")
 
 HttpHandler = Callable[[HTTPScope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
 
@@ -61,34 +54,7 @@ def create_quart_app(services: Services) -> QuartTrio:
     app.register_blueprint(documents())
     check_views(rule.endpoint for rule in app.url_map.iter_rules())
 
-    @app.errorhandler(RelayError)
-    async def relay_error(error: RelayError) -> Response:
-        return error_response(error)
-
-    @app.errorhandler(Rejection)
-    async def rejection(error: Rejection) -> Response:
-        return error.response()
-
-    @app.errorhandler(HTTPException)
-    async def http_exception(error: HTTPException) -> Response:
-        # Routing misses (404) and wrong methods (405) have empty bodies.
-        response = empty_response(error.code or 500)
-        for name, value in error.get_headers():
-            if name.lower() == "allow":
-                response.headers[name] = value
-        return response
-
-    @app.errorhandler(StorageUnavailable)
-    async def storage_unavailable(error: StorageUnavailable) -> Response:
-        response = error_response(ServiceUnavailable())
-        response.headers.update(unavailable(error))
-        return response
-
-    @app.errorhandler(Exception)
-    async def unexpected(error: Exception) -> Response:
-        log.error("unhandled error", exc_info=error)
-        return error_response(RelayError())
-
+    register_error_handlers(app)
     return app
 
 

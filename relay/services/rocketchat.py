@@ -28,7 +28,7 @@ from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.repos import push_registrations
 from storage.repos.push_registrations import ROCKETCHAT, Registration
-from storage.repos.users import UserRecord
+from storage.repos.users import UserRecord as UserRecord  # returned to the API
 
 KINDS = {"apn": "apns", "gcm": "fcm"}
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"  # Meteor's Random.id

@@ -9,20 +9,51 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from providers.message import Platform
+from relay.api.powerauth import schemas
 from relay.api.powerauth.envelope import ok, read_json, request_dict
 from relay.api.routes import view
 from relay.services.powerauth import PowerAuth
-from relay.services.powerauth.admin import summary
+from relay.services.push.apps import AppInfo
 
 
-async def _app_of_removal() -> dict[str, Any]:
+def summary(app: AppInfo) -> dict[str, Any]:
+    """``{appId, apns, fcm, hms}``: which providers are configured."""
+    return {
+        "appId": app.name,
+        "apns": "apns" in app.providers,
+        "fcm": "fcm" in app.providers,
+        "hms": "hms" in app.providers,
+    }
+
+
+def detail(app: AppInfo, body: dict[str, Any]) -> dict[str, Any]:
+    """The app and the public settings of the providers ``include*`` asks for."""
+    shown: dict[str, Any] = {"application": summary(app)}
+    apns = app.providers.get("apns")
+    if body.get("includeApns") and apns is not None:
+        shown.update(
+            apnsBundle=apns["bundle_id"],
+            apnsKeyId=apns["key_id"],
+            apnsTeamId=apns["team_id"],
+            apnsEnvironment=apns["environment"],
+        )
+    fcm = app.providers.get("fcm")
+    if body.get("includeFcm") and fcm is not None:
+        shown["fcmProjectId"] = fcm["project_id"]
+    hms = app.providers.get("hms")
+    if body.get("includeHms") and hms is not None:
+        shown["hmsProjectId"] = hms.get("project_id")
+    return shown
+
+
+async def _app_of_removal() -> str:
     # DELETE /admin/app/<provider>?appId=...; the deprecated forms carry a body.
     if request.args.get("appId"):
-        return {"appId": request.args["appId"]}
+        return request.args["appId"]
     body = await read_json(request)
     if isinstance(body, dict) and isinstance(body.get("requestObject"), dict):
-        return dict(body["requestObject"])
-    return {}
+        return schemas.app_name(body["requestObject"])
+    return schemas.app_name({})
 
 
 def register(bp: Blueprint, powerauth: PowerAuth) -> None:
@@ -42,16 +73,27 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def admin_detail() -> Response:
-        return ok(await admin.detail(await request_dict(request)))
+        body = await request_dict(request)
+        return ok(detail(await admin.detail(schemas.app_name(body)), body))
 
     @view(bp)
     async def admin_create() -> Response:
-        return ok({"appId": await admin.create(await request_dict(request))})
+        name = schemas.app_name(await request_dict(request))
+        return ok({"appId": await admin.create(name)})
+
+    async def set_apns(body: dict[str, Any]) -> None:
+        await admin.set_apns(schemas.apns_settings(body))
+
+    async def set_fcm(body: dict[str, Any]) -> None:
+        await admin.set_fcm(schemas.fcm_settings(body))
+
+    async def set_hms(body: dict[str, Any]) -> None:
+        await admin.set_hms(schemas.hms_settings(body))
 
     setters: dict[Platform, Callable[[dict[str, Any]], Awaitable[None]]] = {
-        Platform.APNS: admin.set_apns,
-        Platform.FCM: admin.set_fcm,
-        Platform.HMS: admin.set_hms,
+        Platform.APNS: set_apns,
+        Platform.FCM: set_fcm,
+        Platform.HMS: set_hms,
     }
     for platform, setter in setters.items():
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
+from relay.api.powerauth import schemas
 from relay.api.powerauth.envelope import (
     campaign_id,
     ok,
@@ -61,7 +62,7 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def campaigns_create() -> Response:
-        created = await campaigns.create(await request_dict(request))
+        created = await campaigns.create(schemas.campaign_draft(await request_dict(request)))
         return ok({"id": str(created)})
 
     @view(bp)
@@ -79,7 +80,8 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def campaigns_add_users(ident: str) -> Response:
-        await campaigns.add_users(campaign_id(ident), await request_object(request))
+        users = schemas.user_list(await request_object(request))
+        await campaigns.add_users(campaign_id(ident), users)
         return ok()
 
     @view(bp)
@@ -91,12 +93,14 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def campaigns_delete_users(ident: str) -> Response:
-        await campaigns.delete_users(campaign_id(ident), await request_object(request))
+        users = schemas.user_list(await request_object(request))
+        await campaigns.delete_users(campaign_id(ident), users)
         return ok()
 
     @view(bp)
     async def campaigns_send_test(ident: str) -> Response:
-        await campaigns.send_test(campaign_id(ident), await request_dict(request, wrapped=None))
+        user_id = schemas.test_user(await request_dict(request, wrapped=None))
+        await campaigns.send_test(campaign_id(ident), user_id)
         return ok()
 
     @view(bp)

@@ -1,4 +1,4 @@
-"""Request envelopes, response bodies and integrator authentication of the PowerAuth face."""
+"""Request envelopes, success bodies and integrator authentication of the PowerAuth face."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from quart import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from relay.api.http import json_response
+from relay.api.powerauth.errors import Unauthorized, UnsupportedContentType
 from relay.services.powerauth import PowerAuth
-from relay.services.powerauth.errors import (
-    InvalidRequest,
-    PowerAuthError,
-    Unauthorized,
-    UnsupportedContentType,
-    Violation,
-)
+from relay.services.powerauth.errors import InvalidRequest, PowerAuthError, Violation
 
 _BEARER = "Bearer "
 
@@ -27,17 +22,6 @@ def ok(response_object: Any = None, **top: Any) -> Response:
     if response_object is not None:
         body["responseObject"] = response_object
     return json_response(body)
-
-
-def error_body(error: PowerAuthError) -> Response:
-    """``{"status": "ERROR", "responseObject": {code, message[, violations]}}``."""
-    detail: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.violations:
-        detail["violations"] = [
-            {"fieldName": item.field_name, "invalidValue": item.invalid_value, "hint": item.hint}
-            for item in error.violations
-        ]
-    return json_response({"status": "ERROR", "responseObject": detail}, status=error.status)
 
 
 async def verify_integrator(face: PowerAuth, authorization: str | None) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
+from relay.api.powerauth import schemas
 from relay.api.powerauth.envelope import ok, query_bool, query_int, read_json
 from relay.api.routes import view
 from relay.services.powerauth import PowerAuth
@@ -63,8 +64,8 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def inbox_post() -> Response:
-        fields = await _body_fields()
-        return ok(message_body(await inbox.post(fields)))
+        draft = schemas.inbox_draft(await _body_fields())
+        return ok(message_body(await inbox.post(draft)))
 
     @view(bp)
     async def inbox_listing() -> Response:

@@ -11,6 +11,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from providers.message import Platform
+from relay.api.powerauth import schemas
 from relay.api.powerauth.envelope import ok, request_dict
 from relay.api.routes import view
 from relay.services.powerauth import PowerAuth
@@ -40,10 +41,10 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
 
     @view(bp)
     async def messages_send() -> Response:
-        mode, counts = await messages.send(await request_dict(request))
-        return ok(send_result(mode, counts))
+        wanted = schemas.message_send(await request_dict(request))
+        return ok(send_result(wanted.mode, await messages.send(wanted)))
 
     @view(bp)
     async def messages_send_batch() -> Response:
-        mode, counts = await messages.send_batch(await request_dict(request))
-        return ok(send_result(mode, counts))
+        wanted = schemas.message_batch(await request_dict(request))
+        return ok(send_result(wanted.mode, await messages.send(wanted)))

@@ -10,9 +10,8 @@ from quart import Blueprint, Response, request
 from relay.api.http import json_response
 from relay.api.rocketchat import schemas
 from relay.api.routes import view
-from relay.services.rocketchat import KINDS, NotLoggedIn, RocketChatService
+from relay.services.rocketchat import KINDS, NotLoggedIn, RocketChatService, UserRecord
 from storage.ids import format_rfc3339
-from storage.repos.users import UserRecord
 
 _KIND_OF = {platform: kind for kind, platform in KINDS.items()}
 

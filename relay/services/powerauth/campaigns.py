@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 from sqlalchemy.engine import Connection
@@ -26,8 +25,6 @@ from relay.services.powerauth.messages import PowerAuthMessages
 from relay.services.powerauth.payload import (
     Attributes,
     OutgoingMessage,
-    body_json,
-    check_body,
     to_push_message,
 )
 from relay.services.registrations import RegistrationSender
@@ -43,21 +40,19 @@ MAX_USERS_PER_REQUEST = 10_000
 
 
 @dataclass(frozen=True)
+class CampaignDraft:
+    """A validated ``campaign/create``: the app and the message body as stored JSON."""
+
+    app: str
+    message_json: str
+
+
+@dataclass(frozen=True)
 class CampaignProgress:
     """A campaign with how far its delivery got."""
 
     campaign: Campaign
     jobs: dict[str, int]
-
-
-def _user_list(body: object) -> list[str]:
-    if not isinstance(body, list) or not all(
-        isinstance(item, str) and 0 < len(item) <= 255 for item in body
-    ):
-        raise PowerAuthError("User list must be a list of user ID strings.")
-    if len(body) > MAX_USERS_PER_REQUEST:
-        raise PowerAuthError(f"Do not send more than {MAX_USERS_PER_REQUEST} users at once.")
-    return list(body)
 
 
 class CampaignService:
@@ -79,10 +74,10 @@ class CampaignService:
         self._page_size = page_size
         self._wake = trio.Event()
 
-    async def create(self, body: dict[str, Any]) -> int:
-        """A new campaign of ``appId`` with ``message``; returns its id."""
-        app_id = await self._devices.app(body.get("appId"))
-        message = body_json(check_body(body.get("message")))
+    async def create(self, draft: CampaignDraft) -> int:
+        """A new campaign; returns its id."""
+        app_id = await self._devices.app(draft.app)
+        message = draft.message_json
         return await self._db.write(
             lambda conn: powerauth.create_campaign(conn, app_id, message, now=now_us())
         )
@@ -109,17 +104,15 @@ class CampaignService:
         """Delete a campaign and its users."""
         return await self._db.write(lambda conn: powerauth.delete_campaign(conn, campaign_id))
 
-    async def add_users(self, campaign_id: int, body: object) -> None:
+    async def add_users(self, campaign_id: int, users: list[str]) -> None:
         """Associate users (duplicates skipped)."""
-        users = _user_list(body)
         await self.get(campaign_id)
         await self._db.write(
             lambda conn: powerauth.add_campaign_users(conn, campaign_id, users, now=now_us())
         )
 
-    async def delete_users(self, campaign_id: int, body: object) -> None:
+    async def delete_users(self, campaign_id: int, users: list[str]) -> None:
         """Remove users from the campaign."""
-        users = _user_list(body)
         await self.get(campaign_id)
         await self._db.write(lambda conn: powerauth.delete_campaign_users(conn, campaign_id, users))
 
@@ -130,11 +123,8 @@ class CampaignService:
             lambda conn: powerauth.campaign_users(conn, campaign_id, page=page, size=size)
         )
 
-    async def send_test(self, campaign_id: int, body: dict[str, Any]) -> None:
+    async def send_test(self, campaign_id: int, user_id: str) -> None:
         """The campaign's message to one user, SYNCHRONOUS, through the message path."""
-        user_id = body.get("userId")
-        if not isinstance(user_id, str) or not user_id:
-            raise PowerAuthError("Push message must contain a user ID.")
         progress = await self.get(campaign_id)
         message = OutgoingMessage(
             user_id, None, "HIGH", Attributes(), json.loads(progress.campaign.message)

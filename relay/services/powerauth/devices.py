@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from relay.crypto.sealing import InvalidPushKey, Vault, parse_push_key
+from relay.crypto.sealing import Vault
 from relay.services.powerauth.errors import PowerAuthError
 from relay.services.push.apps import AppService
 from storage.db import Database
@@ -33,30 +32,47 @@ PLATFORMS = {
     "huawei": "hms",
 }
 STATUSES = ("CREATED", "PENDING_COMMIT", "ACTIVE", "BLOCKED", "REMOVED")
-_MAX_TOKEN = 4096
-_MAX_ID = 255
 NOT_ACTIVE = "Device registration failed because associated activation is not ACTIVE"
 
 
 @dataclass(frozen=True)
-class DeviceRequest:
+class DeviceRegistration:
     """A validated ``device/create`` (or ``create/multi``) request."""
 
-    app_id: uuid.UUID
+    app: str
     token: str
     platform: str
     environment: str
     activation_ids: tuple[str, ...]
     user_id: str | None
     push_key: bytes | None
+    """The client's raw push key (sealed before it is stored)."""
 
 
-def _text(value: object, message: str, limit: int = _MAX_ID) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PowerAuthError(message)
-    if len(value) > limit or "\x00" in value:
-        raise PowerAuthError(message)
-    return value
+@dataclass(frozen=True)
+class DeviceRemoval:
+    """A validated ``device/delete`` request."""
+
+    app: str
+    token: str
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A validated ``device/status/update`` callback."""
+
+    activation_id: str
+    status: str
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class _Registering:
+    """A registration with its app resolved and its push key sealed."""
+
+    app_id: uuid.UUID
+    wanted: DeviceRegistration
+    sealed_key: bytes | None
 
 
 class PowerAuthDevices:
@@ -70,82 +86,46 @@ class PowerAuthDevices:
         self._vault = vault
         self._multiple = multiple_activations
 
-    async def app(self, value: object) -> uuid.UUID:
+    async def app(self, name: str) -> uuid.UUID:
         """The id of the app named by ``appId``."""
-        if not isinstance(value, str) or not value:
-            raise PowerAuthError("App ID must not be null.")
-        app_id = await self._apps.app_id(value)
+        app_id = await self._apps.app_id(name)
         if app_id is None:
             raise PowerAuthError("Application with given ID does not exist")
         return app_id
 
-    async def _request(self, body: dict[str, Any], *, multi: bool) -> DeviceRequest:
-        app_id = await self.app(body.get("appId"))
-        if multi:
-            ids = body.get("activationIds")
-            if not isinstance(ids, list) or not ids:
-                raise PowerAuthError("Activation IDs must not be empty.")
-            activation_ids = tuple(
-                dict.fromkeys(_text(item, "Activation ID must not be null.") for item in ids)
-            )
-        else:
-            activation_ids = (_text(body.get("activationId"), "Activation ID must not be null."),)
-        platform_name = body.get("platform")
-        if platform_name is None:
-            raise PowerAuthError("Platform must not be null.")
-        platform = PLATFORMS.get(str(platform_name).lower())
-        if platform is None:
-            raise PowerAuthError("Platform must be one of apns, fcm, hms.")
-        token = _text(body.get("token"), "Push token must not be null or empty.", _MAX_TOKEN)
-        environment = body.get("environment")
-        if environment is not None and environment not in ("development", "production"):
-            raise PowerAuthError("Environment must be development or production.")
-        if multi and environment is not None and platform != "apns":
-            raise PowerAuthError("Environment is only allowed for the APNs platform.")
-        user_id = body.get("userId")
-        if user_id is not None:
-            user_id = _text(user_id, "User ID must be a non-empty string.")
-        push_key = None
-        if body.get("pushKey") is not None:
-            if not isinstance(body["pushKey"], str):
-                raise PowerAuthError("Invalid pushKey")
-            try:
-                push_key = self._vault.seal(parse_push_key(body["pushKey"]))
-            except InvalidPushKey:
-                raise PowerAuthError("Invalid pushKey") from None
-        return DeviceRequest(
-            app_id,
-            token,
-            platform,
-            str(environment or "production") if platform == "apns" else "production",
-            activation_ids,
-            user_id,
-            push_key,
-        )
-
-    async def create(self, body: dict[str, Any]) -> None:
-        """``/push/device/create``."""
-        request = await self._request(body, multi=False)
-        await self._db.write(lambda conn: self._register(conn, request, multi=False))
-
-    async def create_multi(self, body: dict[str, Any]) -> None:
-        """``/push/device/create/multi`` (only with multiple activations enabled)."""
+    def require_multiple(self) -> None:
+        """``create/multi`` is refused unless multiple activations are enabled."""
         if not self._multiple:
             raise PowerAuthError(
                 "Registration of multiple associated activations per device is not enabled."
             )
-        request = await self._request(body, multi=True)
+
+    async def _resolved(self, wanted: DeviceRegistration) -> _Registering:
+        app_id = await self.app(wanted.app)
+        sealed = None if wanted.push_key is None else self._vault.seal(wanted.push_key)
+        return _Registering(app_id, wanted, sealed)
+
+    async def create(self, wanted: DeviceRegistration) -> None:
+        """``/push/device/create``."""
+        request = await self._resolved(wanted)
+        await self._db.write(lambda conn: self._register(conn, request, multi=False))
+
+    async def create_multi(self, wanted: DeviceRegistration) -> None:
+        """``/push/device/create/multi`` (only with multiple activations enabled)."""
+        self.require_multiple()
+        request = await self._resolved(wanted)
         await self._db.write(lambda conn: self._register(conn, request, multi=True))
 
-    def _register(self, conn: Connection, request: DeviceRequest, *, multi: bool) -> None:
+    def _register(self, conn: Connection, request: _Registering, *, multi: bool) -> None:
         now = now_us()
-        known = powerauth.activations(conn, list(request.activation_ids))
+        wanted = request.wanted
+        known = powerauth.activations(conn, list(wanted.activation_ids))
         reused: set[uuid.UUID] = set()
-        for activation_id in request.activation_ids:
+        for activation_id in wanted.activation_ids:
             activation = known.get(activation_id)
-            if request.user_id is not None:
+            if wanted.user_id is not None:
                 status = activation.status if activation is not None else "ACTIVE"
-                activation = powerauth.Activation(activation_id, request.user_id, status)
+                activation = powerauth.Activation(activation_id, wanted.user_id, status)
                 powerauth.put_activation(conn, activation, now=now)
             if activation is None or activation.status == "REMOVED":
                 raise PowerAuthError(NOT_ACTIVE if not multi else "Device registration failed")
@@ -154,7 +134,7 @@ class PowerAuthDevices:
     def _register_one(
         self,
         conn: Connection,
-        request: DeviceRequest,
+        request: _Registering,
         activation: powerauth.Activation,
         reused: set[uuid.UUID],
         *,
@@ -162,14 +142,15 @@ class PowerAuthDevices:
         now: int,
     ) -> None:
         active = activation.status == "ACTIVE"
+        wanted = request.wanted
         values = {
             "app_id": request.app_id,
             "user_name": activation.user_name,
             "face_ref": activation.activation_id,
-            "platform": request.platform,
-            "environment": request.environment,
-            "token": request.token,
-            "push_key": request.push_key,
+            "platform": wanted.platform,
+            "environment": wanted.environment,
+            "token": wanted.token,
+            "push_key": request.sealed_key,
             "active": active,
             "updated_at": now,
         }
@@ -187,7 +168,7 @@ class PowerAuthDevices:
         by_token = [
             item
             for item in push_registrations.by_token(
-                conn, request.token, app_id=request.app_id, face=POWERAUTH
+                conn, wanted.token, app_id=request.app_id, face=POWERAUTH
             )
             if item.id not in reused
         ]
@@ -210,27 +191,20 @@ class PowerAuthDevices:
         push_registrations.insert(conn, registration)
         reused.add(registration.id)
 
-    async def delete(self, body: dict[str, Any]) -> None:
+    async def delete(self, removal: DeviceRemoval) -> None:
         """``/push/device/delete`` (and the documented ``/remove``): every registration of
         the token in the app; success even if there was none."""
-        app_id = await self.app(body.get("appId"))
-        token = _text(body.get("token"), "Push token must not be null or empty.", _MAX_TOKEN)
+        app_id = await self.app(removal.app)
         await self._db.write(
-            lambda conn: push_registrations.delete_token(conn, token, app_id=app_id, face=POWERAUTH)
+            lambda conn: push_registrations.delete_token(
+                conn, removal.token, app_id=app_id, face=POWERAUTH
+            )
         )
 
-    async def update_status(self, body: dict[str, Any]) -> None:
+    async def update_status(self, update: StatusUpdate) -> None:
         """``/push/device/status/update``: the activation's status decides whether its
         registrations receive ``personal`` messages (``userId`` may introduce it)."""
-        activation_id = _text(body.get("activationId"), "Activation ID must not be null.")
-        status = body.get("activationStatus")
-        if status is None:
-            raise PowerAuthError("Update device status failed because activation status is unknown")
-        if status not in STATUSES:
-            raise PowerAuthError(f"Activation status must be one of {', '.join(STATUSES)}.")
-        user_id = body.get("userId")
-        if user_id is not None:
-            user_id = _text(user_id, "User ID must be a non-empty string.")
+        activation_id, status, user_id = update.activation_id, update.status, update.user_id
 
         def work(conn: Connection) -> None:
             now = now_us()

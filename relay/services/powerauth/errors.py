@@ -2,7 +2,8 @@
 
 The reference maps every validation and business error to 400 ``ERROR_GENERIC``, bean
 validation to 400 ``ERROR_REQUEST`` with ``violations``, a missing inbox message or app to
-their own codes; the API layer turns these into the body and status.
+their own codes; :mod:`relay.api.powerauth.errors` turns these into the body and status
+and holds the errors only the API raises (authentication, content type, storage).
 """
 
 from __future__ import annotations
@@ -51,36 +52,3 @@ class MessageNotFound(PowerAuthError):
     """``ERROR_MESSAGE_NOT_FOUND``."""
 
     code = "ERROR_MESSAGE_NOT_FOUND"
-
-
-class Unauthorized(PowerAuthError):
-    """No or an unknown integrator key (the reference has no authentication at all)."""
-
-    status = 401
-    code = "ERROR_UNAUTHORIZED"
-
-
-class UnsupportedContentType(PowerAuthError):
-    """The body is not JSON (415)."""
-
-    status = 415
-
-
-class DataIntegrity(PowerAuthError):
-    """A concurrent change collided with this one (``ERROR_DATA_INTEGRITY``, 409)."""
-
-    status = 409
-    code = "ERROR_DATA_INTEGRITY"
-
-
-class DatabaseFailure(PowerAuthError):
-    """The database failed (``ERROR_DATABASE``, 500)."""
-
-    status = 500
-    code = "ERROR_DATABASE"
-
-
-class DatabaseUnavailable(DatabaseFailure):
-    """The database is unreachable for now (``ERROR_DATABASE``, 503)."""
-
-    status = 503

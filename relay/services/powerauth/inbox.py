@@ -1,36 +1,39 @@
 """The message inbox: messages stored per user and application, read later.
 
-Validation follows the reference's bean constraints (``ERROR_REQUEST`` with
-``violations``): ``userId`` 1-255, ``type`` text or html, ``subject`` and ``summary``
-8-255, ``body`` 8-65536, ``applications`` non-empty ids matching ``[a-zA-Z0-9_-]{3,255}``.
+Validation (:mod:`relay.api.powerauth.schemas`) follows the reference's bean
+constraints (``ERROR_REQUEST`` with ``violations``): ``userId`` 1-255, ``type`` text or
+html, ``subject`` and ``summary`` 8-255, ``body`` 8-65536, ``applications`` non-empty ids
+matching ``[a-zA-Z0-9_-]{3,255}``.
 The inbox never sends a push itself.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from relay.services.powerauth.errors import AppNotFound, InvalidRequest, MessageNotFound, Violation
+from relay.services.powerauth.errors import AppNotFound, MessageNotFound
 from relay.services.push.apps import AppService
 from storage.db import Database
 from storage.ids import now_us, uuid7
 from storage.repos import powerauth
 from storage.repos.powerauth import InboxMessage as InboxMessage  # returned to the API
 
-_APP_ID = re.compile(r"^[a-zA-Z0-9_-]{3,255}$")
-_TYPES = ("text", "html")
 MAX_PAGE_SIZE = 1000
 
 
-def _length(violations: list[Violation], name: str, value: object, low: int, high: int) -> str:
-    if not isinstance(value, str) or not low <= len(value) <= high:
-        violations.append(Violation(name, value, f"size must be between {low} and {high}"))
-        return ""
-    return value
+@dataclass(frozen=True)
+class InboxDraft:
+    """A validated ``POST /inbox/messages``."""
+
+    user_id: str
+    kind: str
+    subject: str
+    summary: str
+    body: str
+    applications: tuple[str, ...]
 
 
 class InboxService:
@@ -49,31 +52,21 @@ class InboxService:
             ids.append(app_id)
         return ids
 
-    async def post(self, body: dict[str, Any]) -> InboxMessage:
+    async def post(self, draft: InboxDraft) -> InboxMessage:
         """Store a message for a user in the given applications."""
-        violations: list[Violation] = []
-        user = _length(violations, "userId", body.get("userId"), 1, 255)
-        kind = body.get("type")
-        if kind not in _TYPES:
-            violations.append(Violation("type", kind, "must be text or html"))
-        subject = _length(violations, "subject", body.get("subject"), 8, 255)
-        summary = _length(violations, "summary", body.get("summary"), 8, 255)
-        text = _length(violations, "body", body.get("body"), 8, 65536)
-        applications = body.get("applications")
-        if not isinstance(applications, list) or not applications:
-            violations.append(Violation("applications", applications, "must not be empty"))
-            applications = []
-        for index, name in enumerate(applications):
-            if not isinstance(name, str) or not _APP_ID.match(name):
-                violations.append(
-                    Violation(f"applications[{index}]", name, f"must match {_APP_ID.pattern}")
-                )
-        if violations:
-            raise InvalidRequest(tuple(violations))
-        names = list(dict.fromkeys(applications))
+        names = list(draft.applications)
         app_ids = await self._app_ids(names)
         message = InboxMessage(
-            uuid7(), user, str(kind), subject, summary, text, False, now_us(), None, tuple(names)
+            uuid7(),
+            draft.user_id,
+            draft.kind,
+            draft.subject,
+            draft.summary,
+            draft.body,
+            False,
+            now_us(),
+            None,
+            tuple(names),
         )
         await self._db.write(lambda conn: powerauth.post_message(conn, message, app_ids))
         return message

@@ -11,17 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from providers.message import Platform
 from relay.services.powerauth.devices import PowerAuthDevices
-from relay.services.powerauth.errors import PowerAuthError
-from relay.services.powerauth.payload import (
-    OutgoingMessage,
-    parse_message,
-    parse_mode,
-    to_push_message,
-)
+from relay.services.powerauth.payload import OutgoingMessage, to_push_message
 from relay.services.push.queue import Delivery
 from relay.services.push.sender import PlatformCounts
 from relay.services.registrations import RegistrationSender
@@ -34,6 +29,15 @@ log = logging.getLogger("relay.powerauth")
 MAX_BATCH = 20
 
 
+@dataclass(frozen=True)
+class MessageSend:
+    """A validated ``/push/message/send`` or ``batch/send``."""
+
+    app: str
+    mode: str
+    messages: tuple[OutgoingMessage, ...]
+
+
 class PowerAuthMessages:
     """See the module docstring."""
 
@@ -42,38 +46,10 @@ class PowerAuthMessages:
         self._devices = devices
         self._sender = sender
 
-    async def send(self, body: dict[str, Any]) -> tuple[str, dict[Platform, PlatformCounts] | None]:
-        """One message: the mode and, when SYNCHRONOUS, the per-platform counts."""
-        app_id = await self._devices.app(body.get("appId"))
-        mode = parse_mode(body.get("mode"))
-        if body.get("message") is None:
-            raise PowerAuthError("Message must not be empty")
-        message = parse_message(body["message"])
-        return mode, await self.deliver(app_id, [message], mode)
-
-    async def send_batch(
-        self, body: dict[str, Any]
-    ) -> tuple[str, dict[Platform, PlatformCounts] | None]:
-        """Up to :data:`MAX_BATCH` messages."""
-        app_id = await self._devices.app(body.get("appId"))
-        mode = parse_mode(body.get("mode"))
-        batch = body.get("batch")
-        if not isinstance(batch, list) or not batch:
-            raise PowerAuthError("Push message batch must not be empty.")
-        if len(batch) > MAX_BATCH:
-            raise PowerAuthError(
-                "Too many messages in batch - do no send more than 20 messages at once "
-                "to avoid server congestion."
-            )
-        messages = []
-        for index, item in enumerate(batch):
-            try:
-                messages.append(parse_message(item))
-            except PowerAuthError as error:
-                raise PowerAuthError(
-                    f"Push message at index: {index} is not valid. Nested error is: {error.message}"
-                ) from None
-        return mode, await self.deliver(app_id, messages, mode)
+    async def send(self, request: MessageSend) -> dict[Platform, PlatformCounts] | None:
+        """Send the messages; per-platform counts when SYNCHRONOUS, None otherwise."""
+        app_id = await self._devices.app(request.app)
+        return await self.deliver(app_id, request.messages, request.mode)
 
     async def deliver(
         self, app_id: uuid.UUID, messages: Sequence[OutgoingMessage], mode: str

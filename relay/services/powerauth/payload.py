@@ -1,6 +1,6 @@
 """PowerAuth push message bodies and their mapping to provider-neutral messages.
 
-Pure functions over decoded JSON: validation with the reference's messages, then the
+Pure functions over a validated body (:mod:`relay.api.powerauth.schemas` validates): the
 mapping of ``docs/Push-Message-Payload-Mapping.md``: title/body and their localisation
 keys, badge, sound, category, icon; ``silent`` becomes a background / data-only push;
 ``priority`` NORMAL lowers the provider priority; ``validUntil`` becomes the APNs
@@ -46,7 +46,8 @@ def _string(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _strings(value: object, name: str) -> tuple[str, ...]:
+def strings(value: object, name: str) -> tuple[str, ...]:
+    """A list of strings (empty when absent)."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -71,26 +72,6 @@ def parse_valid_until(value: object) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
-
-
-def check_body(body: object) -> dict[str, Any]:
-    """A push message ``body`` object, checked field by field."""
-    if not isinstance(body, dict):
-        raise PowerAuthError("Push message payload (body) must not be null.")
-    for name in ("title", "titleLocKey", "body", "bodyLocKey", "sound", "icon", "category"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise PowerAuthError(f"{name} must be a string.")
-    if body.get("collapseKey") is not None and not isinstance(body["collapseKey"], str):
-        raise PowerAuthError("collapseKey must be a string.")
-    badge = body.get("badge")
-    if badge is not None and (not isinstance(badge, int) or isinstance(badge, bool) or badge < 0):
-        raise PowerAuthError("badge must be a non-negative integer.")
-    _strings(body.get("titleLocArgs"), "titleLocArgs")
-    _strings(body.get("bodyLocArgs"), "bodyLocArgs")
-    if body.get("extras") is not None and not isinstance(body["extras"], dict):
-        raise PowerAuthError("extras must be an object.")
-    parse_valid_until(body.get("validUntil"))
-    return body
 
 
 def body_json(body: dict[str, Any]) -> str:
@@ -119,9 +100,9 @@ def to_push_message(
         title=_string(body.get("title")) if visible else None,
         body=_string(body.get("body")) if visible else None,
         title_loc_key=_string(body.get("titleLocKey")) if visible else None,
-        title_loc_args=_strings(body.get("titleLocArgs"), "titleLocArgs") if visible else (),
+        title_loc_args=strings(body.get("titleLocArgs"), "titleLocArgs") if visible else (),
         body_loc_key=_string(body.get("bodyLocKey")) if visible else None,
-        body_loc_args=_strings(body.get("bodyLocArgs"), "bodyLocArgs") if visible else (),
+        body_loc_args=strings(body.get("bodyLocArgs"), "bodyLocArgs") if visible else (),
         sound=_string(body.get("sound")) if visible else None,
         category=_string(body.get("category")) if visible else None,
         icon=_string(body.get("icon")) if visible else None,
@@ -132,33 +113,3 @@ def to_push_message(
         silent=silent,
         high_priority=priority == "HIGH",
     )
-
-
-def parse_message(item: object) -> OutgoingMessage:
-    """One ``message`` of ``/push/message/send`` or of a batch."""
-    if not isinstance(item, dict):
-        raise PowerAuthError("Message must not be empty")
-    user_id = item.get("userId")
-    if not isinstance(user_id, str) or not user_id:
-        raise PowerAuthError("Push message must contain a user ID.")
-    activation_id = item.get("activationId")
-    if activation_id is not None and not isinstance(activation_id, str):
-        raise PowerAuthError("Activation ID must be a string.")
-    priority = item.get("priority") or "HIGH"
-    if priority not in PRIORITIES:
-        raise PowerAuthError("Priority must be NORMAL or HIGH.")
-    raw = item.get("attributes") or {}
-    if not isinstance(raw, dict):
-        raise PowerAuthError("attributes must be an object.")
-    attributes = Attributes(silent=raw.get("silent") is True, personal=raw.get("personal") is True)
-    body = check_body(item.get("body"))
-    return OutgoingMessage(user_id, activation_id or None, priority, attributes, body)
-
-
-def parse_mode(value: object) -> str:
-    """``mode``: SYNCHRONOUS unless ASYNCHRONOUS is asked for."""
-    if value is None:
-        return "SYNCHRONOUS"
-    if value not in MODES:
-        raise PowerAuthError("Mode must be SYNCHRONOUS or ASYNCHRONOUS.")
-    return str(value)

@@ -46,6 +46,17 @@ class ZulipConfig:
 
 
 @dataclass(frozen=True)
+class PushRegistration:
+    """The parameters of ``mobile_push/register``, as the client sent them."""
+
+    token_kind: str
+    push_account_id: str
+    push_key: str
+    bouncer_public_key: str
+    encrypted_push_registration: str
+
+
+@dataclass(frozen=True)
 class ApiKey:
     """``fetch_api_key``'s answer."""
 
@@ -131,17 +142,10 @@ class ZulipService:
             raise ZulipError("INVALID_API_KEY", "Invalid API key", status=401)
         return user
 
-    async def register(
-        self,
-        user: UserRecord,
-        *,
-        token_kind: str,
-        push_account_id: str,
-        push_key: str,
-        bouncer_public_key: str,
-        encrypted_push_registration: str,
-    ) -> None:
-        """``POST /api/v1/mobile_push/register``."""
+    async def register(self, user: UserRecord, wanted: PushRegistration) -> None:
+        """``POST /api/v1/mobile_push/register``: checked here, in Zulip's order (the
+        server's configuration first)."""
+        token_kind, push_key = wanted.token_kind, wanted.push_key
         keys = await self._keys.keys()
         if not keys:
             raise ZulipError(
@@ -150,7 +154,7 @@ class ZulipService:
             )
         if token_kind not in ("fcm", "apns"):
             raise bad_request("Invalid token_kind")
-        account = _push_account_id(push_account_id)
+        account = _push_account_id(wanted.push_account_id)
         try:
             secret = parse_push_key(push_key)
         except InvalidPushKey:
@@ -166,7 +170,10 @@ class ZulipService:
         if existing:
             return  # pending or active already: nothing to do (Zulip's idempotency)
         registration = open_registration(
-            keys, bouncer_public_key, encrypted_push_registration, now=int(time.time())
+            keys,
+            wanted.bouncer_public_key,
+            wanted.encrypted_push_registration,
+            now=int(time.time()),
         )
         if registration.token_kind != token_kind:
             raise bad_request("Invalid encrypted_push_registration")
