@@ -15,6 +15,7 @@ import msgspec
 from quart import Request, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from relay.crypto.sealing import InvalidPushKey, parse_push_key
 from relay.errors import AuthenticationFailed, RelayError
 from relay.services.parsing import parse_uuid
 
@@ -105,3 +106,14 @@ def path_uuid(text: str) -> uuid.UUID:
     if value is None:
         raise Rejection(400, f"Invalid URL: Cannot parse `{text}` as a UUID")
     return value
+
+
+def optional_push_key(body: dict[str, Any]) -> bytes | None:
+    """The secret of a body's ``pushKey``, if it has one; :class:`InvalidPushKey` when it
+    is not a push key (each face answers that in its own convention)."""
+    value = body.get("pushKey")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidPushKey
+    return parse_push_key(value)

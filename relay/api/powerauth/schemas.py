@@ -9,7 +9,8 @@ import binascii
 import re
 from typing import Any
 
-from relay.crypto.sealing import InvalidPushKey, parse_push_key
+from relay.api.http import optional_push_key
+from relay.crypto.sealing import InvalidPushKey
 from relay.services.powerauth.admin import ApnsSettings, FcmSettings, HmsSettings
 from relay.services.powerauth.campaigns import MAX_USERS_PER_REQUEST, CampaignDraft
 from relay.services.powerauth.devices import (
@@ -84,14 +85,10 @@ def device_registration(body: dict[str, Any], *, multi: bool) -> DeviceRegistrat
     user_id = body.get("userId")
     if user_id is not None:
         user_id = _text(user_id, "User ID must be a non-empty string.")
-    push_key = None
-    if body.get("pushKey") is not None:
-        try:
-            if not isinstance(body["pushKey"], str):
-                raise InvalidPushKey
-            push_key = parse_push_key(body["pushKey"])
-        except InvalidPushKey:
-            raise PowerAuthError("Invalid pushKey") from None
+    try:
+        push_key = optional_push_key(body)
+    except InvalidPushKey:
+        raise PowerAuthError("Invalid pushKey") from None
     return DeviceRegistration(
         app,
         token,

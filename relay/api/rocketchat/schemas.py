@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 from quart import Request
 
+from relay.api.http import optional_push_key
 from relay.api.rocketchat.errors import RocketChatError
-from relay.crypto.sealing import InvalidPushKey, parse_push_key
+from relay.crypto.sealing import InvalidPushKey
 from relay.services.rocketchat import KINDS, MAX_TOKEN_CHARS, Credentials, TokenRegistration
 
 
@@ -71,16 +72,12 @@ def token_registration(body: dict[str, Any]) -> TokenRegistration:
     if len(token) > MAX_TOKEN_CHARS or "\x00" in token:
         raise RocketChatError("error-token-param-not-valid", "The token is not valid.")
     app_name = _param(body, "appName", "error-appName-param-not-valid")
-    push_key = None
-    if body.get("pushKey") is not None:
-        try:
-            if not isinstance(body["pushKey"], str):
-                raise InvalidPushKey
-            push_key = parse_push_key(body["pushKey"])
-        except InvalidPushKey:
-            raise RocketChatError(
-                "error-pushKey-param-not-valid", "The pushKey is not a valid push key."
-            ) from None
+    try:
+        push_key = optional_push_key(body)
+    except InvalidPushKey:
+        raise RocketChatError(
+            "error-pushKey-param-not-valid", "The pushKey is not a valid push key."
+        ) from None
     return TokenRegistration(KINDS[kind], token, app_name, doc_id, push_key)
 
 

@@ -11,7 +11,7 @@ import pytest
 from providers import apns, fcm, hms
 from providers.h2pool.connection import Response
 from providers.message import Outcome, Verdict
-from relay.services.push.outcomes import Effect, PushStats, decide, refused
+from relay.services.push.outcomes import Decision, Effect, PushStats, decide, refused
 from storage.repos.push_jobs import JobState
 from storage.repos.push_tokens import Removal
 
@@ -152,17 +152,22 @@ def test_each_provider_answer_decides_job_and_token(
     assert decision.removal == expected_removal, answer
 
 
-@pytest.mark.parametrize("answer", [row[0] for row in ROWS if row[2] == RETRIED])
-def test_a_transient_failure_on_the_last_attempt_gives_up(answer: str) -> None:
+def _decided(answer: str, *, attempt: int, removal_allowed: bool) -> tuple[Outcome, Decision]:
     outcome = next(row[1] for row in ROWS if row[0] == answer)()
     decision = decide(
         outcome,
-        attempt=5,
+        attempt=attempt,
         max_attempts=5,
         token=TOKEN,
         registered_before=REGISTERED_BEFORE,
-        removal_allowed=True,
+        removal_allowed=removal_allowed,
     )
+    return outcome, decision
+
+
+@pytest.mark.parametrize("answer", [row[0] for row in ROWS if row[2] == RETRIED])
+def test_a_transient_failure_on_the_last_attempt_gives_up(answer: str) -> None:
+    outcome, decision = _decided(answer, attempt=5, removal_allowed=True)
     assert decision.state is JobState.FAILED
     assert decision.effect is Effect.GAVE_UP
     assert decision.reason == f"gave up after 5 attempts: {outcome.reason}"
@@ -181,15 +186,7 @@ def test_a_retry_carries_the_providers_retry_after() -> None:
 
 @pytest.mark.parametrize("answer", [row[0] for row in ROWS if row[2] == REMOVED])
 def test_an_open_breaker_keeps_the_token(answer: str) -> None:
-    outcome = next(row[1] for row in ROWS if row[0] == answer)()
-    decision = decide(
-        outcome,
-        attempt=1,
-        max_attempts=5,
-        token=TOKEN,
-        registered_before=REGISTERED_BEFORE,
-        removal_allowed=False,
-    )
+    outcome, decision = _decided(answer, attempt=1, removal_allowed=False)
     assert decision.state is JobState.FAILED
     assert decision.effect is Effect.REMOVAL_HELD
     assert decision.removal is None
