@@ -65,6 +65,15 @@ def _parse_environment(text: str) -> str:
     return lowered
 
 
+def _parse_redis_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme != "redis" or not parts.hostname:
+        raise ValueError("expected redis://[:password@]host[:port][/db]")
+    return text.strip()
+
+
 def _parse_key_map(text: str) -> str:
     # A JSON object of Base64 strings; whether each pair matches is checked at start-up.
     import json
@@ -147,6 +156,21 @@ class Settings:
         False, "log one line per HTTP request (message sends then skip the lean HTTP path)"
     )
     ttl_days: int = _setting(30, "lifetime of messages and attachments, in days", minimum=0)
+
+    # --- event bus (several hosts) ---------------------------------------------------------
+    pubsub_url: str | None = _setting(
+        None,
+        "redis://host:port/db shared by every host: gateway events cross hosts "
+        "(unset: one host, no Redis)",
+        parse=_parse_redis_url,
+        secret=True,
+    )
+    pubsub_min_backoff_secs: int = _setting(
+        1, "first delay before reconnecting to the event bus", minimum=0
+    )
+    pubsub_max_backoff_secs: int = _setting(
+        30, "longest delay between event-bus reconnects", minimum=1
+    )
 
     # --- database pool -------------------------------------------------------------------
     database_max_connections: int = _setting(

@@ -4,9 +4,10 @@ Services publish *that something happened to a device* (messages queued, identit
 over, pre-keys running low); sessions subscribe per device. Events carry no payload: a
 woken session reads what it needs from the database, so a notification that is lost or
 merged costs nothing but a later read. That is also what lets another implementation
-(PostgreSQL ``LISTEN/NOTIFY`` between nodes) replace :class:`LocalHub` without any change
-to the gateway, which only sees the :class:`Hub` protocol; between the worker processes
-of one server it is :class:`~relay.events.peer_hub.PeerHub`.
+replace :class:`LocalHub` without any change to the gateway, which only sees the
+:class:`Hub` protocol: between the worker processes of one server it is
+:class:`~relay.events.peer_hub.PeerHub`, between hosts
+:class:`~relay.events.redis_hub.RedisHub`.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Hub(Protocol):
     async def healthy(self) -> bool:
         """Whether events reach every session they are meant for (``/readyz`` pubsub)."""
 
+    async def run(self, stopping: trio.Event) -> None:
+        """Carry events between processes until ``stopping`` (the server's root nursery)."""
+
 
 class LocalHub:
     """The in-process hub: all sessions live in this process."""
@@ -124,6 +128,16 @@ class LocalHub:
     async def healthy(self) -> bool:
         """Always: every session is in this process."""
         return True
+
+    def wake_all(self) -> None:
+        """Every session reads its queue again (after a gap in the events it received)."""
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.messages.set()
+
+    async def run(self, stopping: trio.Event) -> None:
+        """Nothing to run: every session is in this process."""
+        await stopping.wait()
 
     def session_count(self) -> int:
         """How many sessions are subscribed (for metrics and tests)."""

@@ -16,7 +16,9 @@ import trio
 
 from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
 from relay.crypto.sealing import new_key, parse_key
-from relay.events.hub import Hub
+from relay.events.hub import Hub, LocalHub
+from relay.events.redis_client import RedisAddress
+from relay.events.redis_hub import RedisHub
 from relay.registry import Services, build_services
 from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.migrate import current_revision, head_revision, upgrade
@@ -66,6 +68,11 @@ def resolve_jwt_secret(settings: Settings, data_dir: Path) -> bytes:
     Production refuses to start without an explicit, non-default secret.
     """
     explicit = settings.auth_jwt_secret
+    if explicit is None and settings.pubsub_url is not None:
+        raise SettingError(
+            "RELAY_PUBSUB_URL is set, so several hosts share this cluster: set the same "
+            "RELAY_AUTH_JWT_SECRET on every host (a generated one is per data directory)"
+        )
     if settings.is_production:
         if explicit is None:
             raise SettingError(
@@ -97,6 +104,11 @@ def resolve_push_key(settings: Settings, data_dir: Path) -> bytes:
             return parse_key(settings.push_credentials_key)
         except ValueError as error:
             raise SettingError(f"RELAY_PUSH_CREDENTIALS_KEY: {error}") from None
+    if settings.pubsub_url is not None:
+        raise SettingError(
+            "RELAY_PUBSUB_URL is set, so several hosts share this cluster: set the same "
+            "RELAY_PUSH_CREDENTIALS_KEY on every host (a generated one is per data directory)"
+        )
     path = data_dir / PUSH_KEY_FILE
     if path.exists():
         try:
@@ -158,6 +170,19 @@ def open_database(settings: Settings, runtime: Runtime) -> Database:
     return Database(engine, max_concurrency=settings.database_max_connections)
 
 
+def event_hub(settings: Settings) -> Hub:
+    """The hub of a process that has no peer workers: on the Redis bus when
+    ``RELAY_PUBSUB_URL`` is set, else in-process."""
+    if settings.pubsub_url is None:
+        return LocalHub()
+    return RedisHub(
+        LocalHub(),
+        RedisAddress.parse(settings.pubsub_url),
+        min_backoff=settings.pubsub_min_backoff_secs,
+        max_backoff=max(settings.pubsub_max_backoff_secs, settings.pubsub_min_backoff_secs),
+    )
+
+
 def run_with_services(
     settings: Settings,
     runtime: Runtime,
@@ -170,7 +195,12 @@ def run_with_services(
     db = open_database(settings, runtime)
     try:
         services = build_services(
-            settings, db, runtime.jwt_secret, runtime.blob_root, push_key=runtime.push_key, hub=hub
+            settings,
+            db,
+            runtime.jwt_secret,
+            runtime.blob_root,
+            push_key=runtime.push_key,
+            hub=hub or event_hub(settings),
         )
         trio.run(main, services)
     finally:

@@ -27,7 +27,6 @@ from relay.api.ops import ManagementApp
 from relay.app import create_api_app
 from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
-from relay.events.peer_hub import PeerHub
 from relay.process.workers import Worker, background_workers
 from relay.registry import Services
 from relay.transport.listener import OpenConnections, serve_http
@@ -51,7 +50,6 @@ class WorkerSlot:
     count: int
     api_fd: int
     management_fd: int
-    hub: PeerHub
 
     @property
     def primary(self) -> bool:
@@ -150,8 +148,7 @@ async def run_server(
             ]
             if primary:
                 tasks += background_workers(settings, services)
-            if worker is not None:
-                tasks.append(worker.hub.run)
+            tasks.append(services.hub.run)
             for task in tasks:
                 workers.start_soon(task, stopping)
             await workers.start(partial(services.push.run, stopping))

@@ -37,10 +37,10 @@ from functools import partial
 import trio
 
 from relay.config import Settings
-from relay.events.hub import LocalHub
+from relay.events.hub import Hub, LocalHub
 from relay.events.peer_hub import PeerHub, bind_inbox, inbox_address
 from relay.process.logs import configure_logging
-from relay.process.runtime import Runtime, open_database, prepare, run_with_services
+from relay.process.runtime import Runtime, event_hub, open_database, prepare, run_with_services
 from relay.process.server import WorkerSlot, hypercorn_config, run_server
 from relay.registry import Services
 
@@ -284,8 +284,14 @@ def worker_main() -> int:
     # The supervisor has brought the schema up to date.
     settings = dataclasses.replace(plan.settings, auto_migrate=False)
     configure_logging(settings)
-    hub = PeerHub(LocalHub(), socket.socket(fileno=plan.inbox_fd), plan.peers)
-    slot = WorkerSlot(plan.index, plan.count, plan.api_fd, plan.management_fd, hub)
+    inbox = socket.socket(fileno=plan.inbox_fd)
+    hub: Hub
+    if settings.pubsub_url:
+        inbox.close()  # on the event bus every worker is a node of its own
+        hub = event_hub(settings)
+    else:
+        hub = PeerHub(LocalHub(), inbox, plan.peers)
+    slot = WorkerSlot(plan.index, plan.count, plan.api_fd, plan.management_fd)
     run_with_services(settings, plan.runtime, partial(_serve_worker, settings, slot), hub=hub)
     return 0
 

@@ -1,0 +1,85 @@
+"""Two ``relay serve`` processes on one database and one Redis (``RELAY_PUBSUB_URL``)
+behave as one server to a client: a message sent through one reaches a session on the
+other live, a take-over through one closes the session on the other, pre-key alerts
+cross; and without a shared JWT secret and push key such a node refuses to start."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed
+
+from relay.client import DeviceKeys, ObscuraClient, PreKeyStatus, connect_gateway
+from relay.crypto.sealing import new_key
+from tests.e2e.process import environment, relay_process, run_relay
+from tests.factories import Device, new_device
+from tests.messaging import numbered, receive_envelopes, send_numbered
+from tests.redis_server import RedisServer
+
+PUSH_KEY = base64.b64encode(new_key()).decode()
+
+
+def _on(http: httpx.AsyncClient, device: Device) -> ObscuraClient:
+    """The device's own session, spoken through another node."""
+    return ObscuraClient(http, device.client.session)
+
+
+async def test_two_nodes_on_one_bus_behave_as_one_server(
+    tmp_path: Path, database_url: str, redis_server: RedisServer
+) -> None:
+    bus = {"pubsub_url": redis_server.url, "push_credentials_key": PUSH_KEY}
+    with (
+        relay_process(tmp_path / "a", database_url, **bus) as node_a,
+        relay_process(tmp_path / "b", database_url, **bus) as node_b,
+    ):
+        async with (
+            httpx.AsyncClient(base_url=node_a.api, timeout=30) as via_a,
+            httpx.AsyncClient(base_url=node_b.api, timeout=30) as via_b,
+        ):
+            alice = await new_device(via_a, one_time_pre_keys=21)
+            bob = await new_device(via_a)
+            async with connect_gateway(_on(via_b, alice)) as gateway:
+                # Live: the send goes through node A, the session is on node B.
+                await send_numbered(bob, alice, 3)
+                with trio.fail_after(10):
+                    batches = await receive_envelopes(gateway, 3)
+                assert [e.message for b in batches for e in b] == [numbered(i) for i in range(3)]
+                await gateway.ack([e.id for b in batches for e in b])
+
+                # Pre-keys fetched through node A fall below the threshold on node B.
+                await bob.client.fetch_bundles(alice.user_id)
+                await bob.client.fetch_bundles(alice.user_id)
+                with trio.fail_after(10):
+                    assert await gateway.next_event() == PreKeyStatus(19, 20)
+
+                # A take-over through node A closes the session on node B.
+                fresh = DeviceKeys.generate()
+                await alice.client.upload_keys(fresh.upload_json(include_identity=True))
+                with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                    await gateway.next_event()
+                assert closed.value.reason.code == 1000
+        for node in (node_a, node_b):
+            log, _ = node.stop()
+            assert "event bus: subscribed" in log
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"RELAY_PUSH_CREDENTIALS_KEY": PUSH_KEY}, "RELAY_AUTH_JWT_SECRET"),
+        ({"RELAY_AUTH_JWT_SECRET": "s" * 40}, "RELAY_PUSH_CREDENTIALS_KEY"),
+    ],
+)
+def test_a_node_on_the_bus_needs_the_shared_secrets(
+    tmp_path: Path, redis_server: RedisServer, given: dict[str, str], missing: str
+) -> None:
+    env = environment(
+        RELAY_DATA_DIR=str(tmp_path / "data"), RELAY_PUBSUB_URL=redis_server.url, **given
+    )
+    done = run_relay("serve", "--server-port", "0", "--mgmt-port", "0", env=env, timeout=60)
+    assert done.returncode == 2
+    assert f"set the same {missing} on every host" in done.stderr
