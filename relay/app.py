@@ -100,7 +100,7 @@ class ApiApplication:
 
 def create_api_app(settings: Settings, services: Services) -> ApiApplication:
     """The complete API application served on the API port."""
-    edge = EdgePolicy(settings)
+    edge = EdgePolicy(settings, services.shared_limits)
     router = ApiRouter(
         create_quart_app(services),
         {

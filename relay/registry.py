@@ -40,6 +40,7 @@ from relay.services.push_tokens import PushTokenService
 from relay.services.registrations import RegistrationSender
 from relay.services.rocketchat import RocketChatService
 from relay.services.sessions import SessionIssuer, SessionService
+from relay.services.shared_limits import SharedRateLimits
 from relay.services.tickets import TicketService
 from relay.services.uploads import SizeLimits
 from relay.services.zulip.bouncer import parse_key_map
@@ -48,6 +49,7 @@ from relay.services.zulip.service import ZulipConfig, ZulipService
 from storage.blobs import BlobStore, FilesystemBlobStore
 from storage.db import Database
 from storage.group_commit import GroupCommit
+from storage.redis.client import RedisAddress, RedisPool
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
 _PASSWORD_HASH_THREADS = 2
@@ -80,6 +82,8 @@ class Services:
     zulip: ZulipService
     bouncer_keys: BouncerKeys
     rocketchat: RocketChatService
+    shared_limits: SharedRateLimits | None
+    """The per-IP limits' buckets in Redis when a bus is configured (else per process)."""
 
 
 def push_config(settings: Settings) -> PushConfig:
@@ -268,7 +272,14 @@ def build_services(
         rocketchat=RocketChatService(
             db, logins, push_apps, vault, default_app=settings.rocketchat_push_app
         ),
+        shared_limits=_shared_limits(settings),
     )
+
+
+def _shared_limits(settings: Settings) -> SharedRateLimits | None:
+    if settings.pubsub_url is None:
+        return None
+    return SharedRateLimits(RedisPool(RedisAddress.parse(settings.pubsub_url)))
 
 
 def _bouncer_key_map(settings: Settings) -> dict[str, str]:

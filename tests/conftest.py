@@ -20,6 +20,7 @@ from storage import migrate
 from storage.db import Database, PoolOptions, create_engine
 from storage.schema import metadata
 from tests.pushkit import Emulators, Keys, make_keys, running_emulators
+from tests.redis_server import RedisServer, running_redis
 
 TEST_JWT_SECRET = "relay-test-secret-0123456789abcdef0123456789"
 UNLIMITED = 1_000_000
@@ -138,3 +139,9 @@ async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
     """APNs, FCM and HMS emulators on loopback over TLS."""
     async with running_emulators(keys) as running:
         yield running
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server the test may stop and start again."""
+    yield from running_redis(tmp_path / "redis")

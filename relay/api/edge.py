@@ -12,6 +12,7 @@ It runs before routing, as the reference server's middleware stack does:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,9 +31,16 @@ from relay.api.asgi import respond
 from relay.api.routes import TABLE, Deadline, Tier
 from relay.config import Settings
 from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
+from relay.services.shared_limits import SharedRateLimits
 from relay.transport.types import Headers
+from storage.redis.client import RedisError
 
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
+
+log = logging.getLogger("relay.api")
+
+# While Redis is away, one warning a minute says the limits are per process.
+_FALLBACK_WARNING_SECS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +52,11 @@ class RouteClass:
 
 
 class EdgePolicy:
-    """Route classification and rate-limit state. Sans-IO: callers pass the clock."""
+    """Route classification and rate-limit state (callers pass the clock). With
+    ``shared`` limits the buckets live in Redis, shared by every host; while Redis cannot
+    answer, each process counts on its own (never a 5xx)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: SharedRateLimits | None = None) -> None:
         limit = float(settings.server_global_timeout_secs)
         deadlines = {
             Deadline.REQUEST: min(float(settings.server_request_timeout_secs), limit),
@@ -59,14 +69,13 @@ class EdgePolicy:
         self._classes = {
             route: RouteClass(route.tier, deadlines[route.deadline]) for route in TABLE
         }
-        self._limiters = {
-            Tier.AUTH: GcraLimiter(
-                Quota(settings.rate_limit_auth_per_second, settings.rate_limit_auth_burst)
-            ),
-            Tier.STANDARD: GcraLimiter(
-                Quota(settings.rate_limit_per_second, settings.rate_limit_burst)
-            ),
+        self._quotas = {
+            Tier.AUTH: Quota(settings.rate_limit_auth_per_second, settings.rate_limit_auth_burst),
+            Tier.STANDARD: Quota(settings.rate_limit_per_second, settings.rate_limit_burst),
         }
+        self._limiters = {tier: GcraLimiter(quota) for tier, quota in self._quotas.items()}
+        self._shared = shared
+        self._fallback_warned_at: float | None = None
         self.resolver = ClientIpResolver(settings.server_trusted_proxies)
 
     def classify(self, path: str) -> RouteClass:
@@ -74,23 +83,34 @@ class EdgePolicy:
         route = TABLE.match(path)
         return self._unrouted if route is None else self._classes[route]
 
-    def admit(self, tier: Tier, client: str, now: float) -> float | None:
+    async def admit(self, tier: Tier, client: str, now: float) -> float | None:
         """None if ``client`` may proceed, else the seconds it must wait."""
+        if self._shared is not None:
+            try:
+                return await self._shared.check(f"{tier.value}:{client}", self._quotas[tier])
+            except RedisError as error:
+                self._warn_fallback(error, now)
         return self._limiters[tier].check(client, now)
+
+    def _warn_fallback(self, error: RedisError, now: float) -> None:
+        warned = self._fallback_warned_at
+        if warned is None or now - warned >= _FALLBACK_WARNING_SECS:
+            self._fallback_warned_at = now
+            log.warning("shared rate limits unavailable, counting per process: %s", error)
 
     def client_key(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str:
         """The rate-limit key of a request: its client IP, trusted proxies considered."""
         forwarded = (v.decode("latin-1") for v in _header_values(headers, b"x-forwarded-for"))
         return self.resolver.resolve(peer, forwarded)
 
-    def admit_request(
+    async def admit_request(
         self, path: str, peer: str | None, headers: Iterable[tuple[bytes, bytes]], now: float
     ) -> int | None:
         """None if the request may proceed, else the whole seconds the client must wait."""
         tier = self.classify(path).tier
         if tier is None:
             return None
-        wait = self.admit(tier, self.client_key(peer, headers), now)
+        wait = await self.admit(tier, self.client_key(peer, headers), now)
         return None if wait is None else retry_after_seconds(wait)
 
 
@@ -113,11 +133,11 @@ class EdgeMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _admit(
+    async def _admit(
         self, path: str, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
     ) -> int | None:
         peer = client[0] if client else None
-        return self.policy.admit_request(path, peer, headers, trio.current_time())
+        return await self.policy.admit_request(path, peer, headers, trio.current_time())
 
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -125,7 +145,7 @@ class EdgeMiddleware:
         headers = scope["headers"]
         request_id = request_id_of(headers)
         route = self.policy.classify(scope["path"])
-        wait = self._admit(scope["path"], scope["client"], headers)
+        wait = await self._admit(scope["path"], scope["client"], headers)
         if wait is not None:
             await respond(send, 429, *too_many_requests(wait, request_id))
             return

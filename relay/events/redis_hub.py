@@ -26,7 +26,7 @@ import trio
 
 from relay.events.hub import LocalHub, Subscription
 from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM, EventKind
-from relay.events.redis_client import RedisAddress, RedisConnection, RedisError
+from storage.redis.client import RedisAddress, RedisConnection, RedisError
 
 log = logging.getLogger("relay.events")
 

@@ -17,11 +17,11 @@ import trio
 from relay.config import DEFAULT_JWT_SECRET, SettingError, Settings
 from relay.crypto.sealing import new_key, parse_key
 from relay.events.hub import Hub, LocalHub
-from relay.events.redis_client import RedisAddress
 from relay.events.redis_hub import RedisHub
 from relay.registry import Services, build_services
 from storage.db import Database, PoolOptions, create_engine, normalize_url
 from storage.migrate import current_revision, head_revision, upgrade
+from storage.redis.client import RedisAddress
 
 log = logging.getLogger("relay")
 

@@ -194,5 +194,7 @@ async def run_server(
             workers.cancel_scope.deadline = (
                 trio.current_time() + settings.server_shutdown_timeout_secs
             )
+        if services.shared_limits is not None:
+            await services.shared_limits.aclose()
         root.cancel_scope.cancel()
     log.info("relay stopped")

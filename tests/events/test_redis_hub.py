@@ -14,8 +14,8 @@ import trio
 
 from relay.events.hub import LocalHub
 from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM, EventKind
-from relay.events.redis_client import RedisAddress, RedisConnection, RedisError
 from relay.events.redis_hub import CHANNEL, RedisHub, decode_bus_message, encode_bus_message
+from storage.redis.client import RedisAddress, RedisConnection, RedisError
 from tests.redis_server import RedisServer
 from tests.waiting import until, until_true
 

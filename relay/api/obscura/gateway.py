@@ -72,7 +72,7 @@ class GatewayInterceptor:
         tagged = [(b"x-request-id", request_id)]
         host = None if peer is None else peer[0]
         path, _, query = request.target.partition("?")
-        wait = self._edge.admit_request(path, host, headers, trio.current_time())
+        wait = await self._edge.admit_request(path, host, headers, trio.current_time())
         if wait is not None:
             body, limit_headers = too_many_requests(wait, request_id)
             await websocket.reject(429, limit_headers, body)

@@ -2,7 +2,7 @@
 
 Every Redis client for Python either needs asyncio or hides reconnects (see
 ``spec/scale-out-notes.md``); the bus needs neither, only a connection whose failures it
-sees, so that it can reconnect and resynchronise. The protocol is :mod:`relay.events.resp`.
+sees, so that it can reconnect and resynchronise. The protocol is :mod:`storage.redis.resp`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-from relay.events.resp import ErrorReply, ProtocolError, Reply, ReplyParser, encode_command
+from storage.redis.resp import ErrorReply, ProtocolError, Reply, ReplyParser, encode_command
 
 _RECEIVE_BYTES = 65536
 # A dead peer that sends no FIN (a partition) is noticed within about 5 s by TCP itself.
@@ -23,6 +23,10 @@ _KEEPALIVE = ((socket.TCP_KEEPIDLE, 2), (socket.TCP_KEEPINTVL, 1), (socket.TCP_K
 
 class RedisError(Exception):
     """Redis is unreachable, answered an error, or broke the protocol."""
+
+
+class RedisReplyError(RedisError):
+    """Redis answered an error (``-ERR ...``): the connection itself is fine."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ class RedisConnection:
                 raise RedisError(f"not a Redis reply: {error}") from None
         reply = self._ready.pop(0)
         if isinstance(reply, ErrorReply):
-            raise RedisError(reply.message)
+            raise RedisReplyError(reply.message)
         return reply
 
     async def call(self, *command: bytes | str | int) -> Reply:
@@ -127,3 +131,61 @@ class RedisConnection:
     async def aclose(self) -> None:
         """Close the connection."""
         await self._stream.aclose()
+
+
+class RedisPool:
+    """Up to ``size`` connections, each used by one task at a time, for request-path
+    calls that must not wait on an absent Redis: a call answers within ``timeout``
+    seconds, and after a failure every call fails at once for ``cooldown`` seconds."""
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        *,
+        size: int = 4,
+        timeout: float = 0.25,
+        cooldown: float = 1.0,
+    ) -> None:
+        self.address = address
+        self._slots = trio.CapacityLimiter(size)
+        self._idle: list[RedisConnection] = []
+        self._timeout = timeout
+        self._cooldown = cooldown
+        self._down_until = 0.0
+
+    async def call(self, *command: bytes | str | int) -> Reply:
+        """One command's reply (:class:`RedisError` if Redis cannot give it now)."""
+        if trio.current_time() < self._down_until:
+            raise RedisError(f"{self.address} failed less than {self._cooldown} s ago")
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else None
+            try:
+                with trio.fail_after(self._timeout):
+                    if connection is None:
+                        connection = await RedisConnection.open(self.address, within=self._timeout)
+                    reply = await connection.call(*command)
+            except RedisReplyError:
+                assert connection is not None
+                self._idle.append(connection)
+                raise
+            except (RedisError, trio.TooSlowError) as error:
+                self._down_until = trio.current_time() + self._cooldown
+                await _discard(connection)
+                raise RedisError(f"{self.address}: {error or 'timed out'}") from None
+            except BaseException:
+                await _discard(connection)  # cancelled mid-call: its state is unknown
+                raise
+            self._idle.append(connection)
+            return reply
+
+    async def aclose(self) -> None:
+        """Close the idle connections (those in use close when their call ends)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await _discard(connection)
+
+
+async def _discard(connection: RedisConnection | None) -> None:
+    if connection is not None:
+        with trio.CancelScope(shield=True):
+            await connection.aclose()

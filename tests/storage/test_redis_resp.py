@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.events.resp import ErrorReply, ProtocolError, ReplyParser, encode_command
+from storage.redis.resp import ErrorReply, ProtocolError, ReplyParser, encode_command
 
 
 def test_a_command_is_an_array_of_bulk_strings() -> None:
