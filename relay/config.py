@@ -65,6 +65,13 @@ def _parse_environment(text: str) -> str:
     return lowered
 
 
+def _parse_blob_store(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("fs", "s3"):
+        raise ValueError("expected fs or s3")
+    return lowered
+
+
 def _parse_redis_url(text: str) -> str:
     from urllib.parse import urlsplit
 
@@ -295,6 +302,23 @@ class Settings:
     ws_ping_timeout_secs: int = _setting(10, "silence tolerated after a ping period", minimum=0)
     ws_prekey_debounce_interval_ms: int = _setting(
         500, "debounce of low pre-key notifications", minimum=0
+    )
+
+    # --- blob store ------------------------------------------------------------------------
+    blob_store: str = _setting(
+        "fs",
+        "where attachments and backups live: fs (the data directory) or s3",
+        parse=_parse_blob_store,
+    )
+    storage_bucket: str | None = _setting(None, "S3 bucket (RELAY_BLOB_STORE=s3)")
+    storage_region: str = _setting("us-east-1", "S3 region the requests are signed for")
+    storage_endpoint: str | None = _setting(
+        None, "S3 endpoint URL, e.g. http://minio:9000 (default: AWS's for the region)"
+    )
+    storage_access_key: str | None = _setting(None, "S3 access key id", secret=True)
+    storage_secret_key: str | None = _setting(None, "S3 secret access key", secret=True)
+    storage_force_path_style: bool = _setting(
+        False, "address objects as endpoint/bucket/key (MinIO and most S3-compatible servers)"
     )
 
     # --- attachments and backups ---------------------------------------------------------

@@ -50,6 +50,7 @@ from storage.blobs import BlobStore, FilesystemBlobStore
 from storage.db import Database
 from storage.group_commit import GroupCommit
 from storage.redis.client import RedisAddress, RedisPool
+from storage.s3.store import S3BlobStore, S3Config
 
 # argon2 is CPU-bound and the machines have few cores: more parallel hashes only queue.
 _PASSWORD_HASH_THREADS = 2
@@ -141,7 +142,7 @@ def build_services(
     secrets; a random one when not given, as in tests; ``hub``: an in-process one when not
     given)."""
     hub = hub or LocalHub()
-    blobs = FilesystemBlobStore(blob_root)
+    blobs = blob_store(settings, blob_root)
     vault = Vault(push_key or new_key())
     wakeups = Wakeups(
         vault,
@@ -273,6 +274,32 @@ def build_services(
             db, logins, push_apps, vault, default_app=settings.rocketchat_push_app
         ),
         shared_limits=_shared_limits(settings),
+    )
+
+
+def blob_store(settings: Settings, root: Path) -> BlobStore:
+    """The configured blob store: files under ``root``, or an S3 bucket."""
+    if settings.blob_store == "fs":
+        return FilesystemBlobStore(root)
+    missing = [
+        f"RELAY_STORAGE_{name.upper()}"
+        for name in ("bucket", "access_key", "secret_key")
+        if not getattr(settings, f"storage_{name}")
+    ]
+    if missing:
+        raise SettingError(f"RELAY_BLOB_STORE=s3 needs {', '.join(missing)}")
+    assert settings.storage_bucket is not None
+    assert settings.storage_access_key is not None
+    assert settings.storage_secret_key is not None
+    return S3BlobStore(
+        S3Config(
+            settings.storage_bucket,
+            settings.storage_region,
+            settings.storage_access_key,
+            settings.storage_secret_key,
+            endpoint=settings.storage_endpoint,
+            force_path_style=settings.storage_force_path_style,
+        )
     )
 
 

@@ -4,13 +4,14 @@ Objects are named by keys such as ``attachments/<id>`` or ``backups/<device>/v3`
 upload goes to a temporary object that becomes visible under its key only when
 committed, so a failed or abandoned upload never leaves a partial object behind::
 
-    async with store.upload("attachments/1234") as upload:
+    async with store.upload("attachments/1234", size) as upload:
         async for chunk in body:
             await upload.write(chunk)
         await upload.commit()
 
 :class:`FilesystemBlobStore` keeps objects as files under a root directory (the data
-directory by default). File I/O is blocking, so it runs in worker threads under a
+directory by default); :class:`storage.s3.store.S3BlobStore` in S3-compatible object
+storage. File I/O is blocking, so it runs in worker threads under a
 limiter, in chunks of :data:`CHUNK_BYTES`: one thread hop per chunk, not per network
 read.
 """
@@ -59,8 +60,9 @@ class Blob(Protocol):
 class BlobStore(Protocol):
     """Where attachments and backups live."""
 
-    def upload(self, key: str) -> AbstractAsyncContextManager[Upload]:
-        """Write a new object; discarded unless committed before the context ends."""
+    def upload(self, key: str, size: int) -> AbstractAsyncContextManager[Upload]:
+        """Write a new object of ``size`` bytes (S3 needs the length before the first
+        byte); discarded unless committed, with that many bytes, before the context ends."""
 
     def open(self, key: str) -> AbstractAsyncContextManager[Blob | None]:
         """Read an object, or None if there is none under ``key``."""
@@ -73,6 +75,9 @@ class BlobStore(Protocol):
 
     async def healthy(self) -> bool:
         """True if the store can be written to right now."""
+
+    async def aclose(self) -> None:
+        """Release connections (at shutdown)."""
 
 
 def check_key(key: str) -> str:
@@ -156,8 +161,10 @@ class FilesystemBlobStore:
         Path(handle.name).unlink(missing_ok=True)
 
     @asynccontextmanager
-    async def upload(self, key: str) -> AsyncIterator[Upload]:
-        """Write a new object; discarded unless committed before the context ends."""
+    async def upload(self, key: str, size: int) -> AsyncIterator[Upload]:
+        """Write a new object; discarded unless committed before the context ends (the
+        callers' size limits hold ``size``: a file needs no length up front)."""
+        del size
         final = self._path(key)
         handle = await self.run(self._open_temporary)
         upload = _FileUpload(self, handle, final)
@@ -213,6 +220,10 @@ class FilesystemBlobStore:
     async def delete(self, key: str) -> bool:
         """Remove the object; False if there was none."""
         return await self.run(self._unlink, self._path(key))
+
+    async def aclose(self) -> None:
+        """Nothing to release: files are opened per call."""
+        await trio.lowlevel.checkpoint()
 
     def _writable(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)

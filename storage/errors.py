@@ -42,3 +42,7 @@ class StorageUnavailable(StorageError):
 
 class BlobStoreError(StorageError):
     """The blob store could not read, write or delete an object."""
+
+
+class BlobStoreUnavailable(BlobStoreError, StorageUnavailable):
+    """The blob store (S3) is unreachable or failing for now: 503 and retry shortly."""

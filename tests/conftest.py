@@ -18,9 +18,11 @@ from relay.process.server import Listening, run_server
 from relay.registry import Services, build_services
 from storage import migrate
 from storage.db import Database, PoolOptions, create_engine
+from storage.s3.store import S3Config
 from storage.schema import metadata
 from tests.pushkit import Emulators, Keys, make_keys, running_emulators
 from tests.redis_server import RedisServer, running_redis
+from tests.s3_server import moto_server, new_bucket
 
 TEST_JWT_SECRET = "relay-test-secret-0123456789abcdef0123456789"
 UNLIMITED = 1_000_000
@@ -145,3 +147,15 @@ async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server the test may stop and start again."""
     yield from running_redis(tmp_path / "redis")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server for the whole session."""
+    yield from moto_server()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Config:
+    """A bucket of this test's own on the session's S3 server."""
+    return new_bucket(s3_endpoint)

@@ -1,6 +1,7 @@
-"""Database outages at the edge: 503 with ``Retry-After``, and one log line per outage.
+"""Storage outages at the edge (the database, or an S3 blob store): 503 with
+``Retry-After``, and one log line per outage.
 
-While the database is unreachable every request that needs it fails the same way; a
+While storage is unreachable every request that needs it fails the same way; a
 line per request would bury the log (and cost as much as the request). The first
 failure is logged at once, then at most one line per :data:`REPORT_EVERY_SECS` with the
 count of requests refused meanwhile.
@@ -36,7 +37,7 @@ class OutageLog:
             return
         refused, self._unreported, self._last = self._unreported, 0, now
         log.warning(
-            "database unavailable, answering 503: %s (%d more requests refused since the "
+            "storage unavailable, answering 503: %s (%d more requests refused since the "
             "last report)",
             error,
             refused,

@@ -196,5 +196,6 @@ async def run_server(
             )
         if services.shared_limits is not None:
             await services.shared_limits.aclose()
+        await services.blobs.aclose()
         root.cancel_scope.cancel()
     log.info("relay stopped")

@@ -52,7 +52,7 @@ class AttachmentService:
         declared = self.limits.check_declared(content_length)
         attachment_id = uuid.uuid4()
         key = self._key(attachment_id)
-        async with self._blobs.upload(key) as upload:
+        async with self._blobs.upload(key, declared) as upload:
             size = await self.limits.copy(body, upload, declared)
             await upload.commit()
         now = now_us()

@@ -146,7 +146,7 @@ class BackupService:
         reservation, key = await self._reserve(device_id, expected)
         if reservation.abandoned_object is not None:
             await self._delete_quietly(reservation.abandoned_object)
-        async with self._blobs.upload(key) as upload:
+        async with self._blobs.upload(key, declared) as upload:
             await self.limits.copy(body, upload, declared)
             await upload.commit()
         completed, previous = await self._db.write(partial(self._complete, device_id, key))

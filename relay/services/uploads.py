@@ -45,6 +45,8 @@ class SizeLimits:
                 total += len(chunk)
                 if total > self.maximum:
                     raise PayloadTooLarge()
+                if total > declared:
+                    raise InvalidInput("Request body does not match its Content-Length")
                 await upload.write(chunk)
         if total < self.minimum:
             raise InvalidInput(self.too_small)

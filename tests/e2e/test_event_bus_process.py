@@ -1,7 +1,9 @@
-"""Two ``relay serve`` processes on one database and one Redis (``RELAY_PUBSUB_URL``)
-behave as one server to a client: a message sent through one reaches a session on the
-other live, a take-over through one closes the session on the other, pre-key alerts
-cross; and without a shared JWT secret and push key such a node refuses to start."""
+"""Two ``relay serve`` processes on one database, one Redis (``RELAY_PUBSUB_URL``) and
+one S3 bucket (moto) behave as one server to a client: a message sent through one
+reaches a session on the other live, a take-over through one closes the session on the
+other, pre-key alerts cross, attachments and backups written through one are read
+through the other; and without a shared JWT secret and push key such a node refuses to
+start."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from trio_websocket import ConnectionClosed
 
 from relay.client import DeviceKeys, ObscuraClient, PreKeyStatus, connect_gateway
 from relay.crypto.sealing import new_key
+from storage.s3.store import S3Config
 from tests.e2e.process import environment, relay_process, run_relay
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
@@ -65,6 +68,41 @@ async def test_two_nodes_on_one_bus_behave_as_one_server(
         for node in (node_a, node_b):
             log, _ = node.stop()
             assert "event bus: subscribed" in log
+
+
+async def test_blobs_written_through_one_node_are_read_through_another(
+    tmp_path: Path, database_url: str, redis_server: RedisServer, s3_bucket: S3Config
+) -> None:
+    shared = {
+        "pubsub_url": redis_server.url,
+        "push_credentials_key": PUSH_KEY,
+        "blob_store": "s3",
+        "storage_bucket": s3_bucket.bucket,
+        "storage_endpoint": str(s3_bucket.endpoint),
+        "storage_access_key": s3_bucket.access_key,
+        "storage_secret_key": s3_bucket.secret_key,
+        "storage_force_path_style": "true",
+    }
+    content = bytes(range(256)) * 4096  # 1 MiB
+    with (
+        relay_process(tmp_path / "a", database_url, **shared) as node_a,
+        relay_process(tmp_path / "b", database_url, **shared) as node_b,
+    ):
+        async with (
+            httpx.AsyncClient(base_url=node_a.api, timeout=30) as via_a,
+            httpx.AsyncClient(base_url=node_b.api, timeout=30) as via_b,
+        ):
+            alice = await new_device(via_a)
+            attachment = await alice.client.upload_attachment(content)
+            assert await _on(via_b, alice).download_attachment(attachment.id) == content
+            version = await alice.client.upload_backup(b"backup-" * 20, replaces=None)
+            backup = await _on(via_b, alice).download_backup()
+            assert backup is not None
+            assert (backup.version, backup.data) == (version, b"backup-" * 20)
+            async with httpx.AsyncClient(base_url=node_b.management) as management:
+                ready = (await management.get("/readyz")).json()
+            assert ready["storage"] == "ok"
+            assert ready["pubsub"] == "ok"
 
 
 @pytest.mark.parametrize(

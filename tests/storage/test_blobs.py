@@ -1,13 +1,34 @@
-"""The filesystem blob store: keys, atomic uploads, streaming reads."""
+"""The blob stores, filesystem and S3 (moto's server), under one contract: keys, atomic
+uploads, streaming reads; and what only one of them does."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+import trio
 
-from storage.blobs import CHUNK_BYTES, FilesystemBlobStore, check_key
+from storage.blobs import CHUNK_BYTES, BlobStore, FilesystemBlobStore, check_key
 from storage.errors import BlobStoreError
+from storage.s3.store import S3BlobStore, S3Config
+from tests.s3_server import ACCESS_KEY, SECRET_KEY, iam_user_keys, moto_server, new_bucket
+
+
+@pytest.fixture(params=["fs", "s3"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: str
+) -> AsyncIterator[BlobStore]:
+    """Each kind of store, empty."""
+    if request.param == "fs":
+        yield FilesystemBlobStore(tmp_path)
+        return
+    s3 = S3BlobStore(request.getfixturevalue("s3_bucket"))
+    try:
+        yield s3
+    finally:
+        await s3.aclose()
 
 
 @pytest.mark.parametrize(
@@ -22,9 +43,8 @@ def test_plain_keys_are_accepted() -> None:
     assert check_key("backups/0190-ab/v3.1f2e") == "backups/0190-ab/v3.1f2e"
 
 
-async def test_an_upload_is_invisible_until_committed(tmp_path: Path) -> None:
-    store = FilesystemBlobStore(tmp_path)
-    async with store.upload("a/b") as upload:
+async def test_an_upload_is_invisible_until_committed(store: BlobStore) -> None:
+    async with store.upload("a/b", CHUNK_BYTES + 10) as upload:
         await upload.write(b"x" * (CHUNK_BYTES + 10))
         assert await store.size("a/b") is None
         await upload.commit()
@@ -32,32 +52,33 @@ async def test_an_upload_is_invisible_until_committed(tmp_path: Path) -> None:
     async with store.open("a/b") as blob:
         assert blob is not None
         chunks = [chunk async for chunk in blob.chunks()]
-    assert [len(c) for c in chunks] == [CHUNK_BYTES, 10]
+    assert sum(len(c) for c in chunks) == CHUNK_BYTES + 10
+    assert max(len(c) for c in chunks) <= CHUNK_BYTES
 
 
 def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-async def _abandon(store: FilesystemBlobStore, key: str) -> None:
-    async with store.upload(key) as upload:
+async def _abandon(store: BlobStore, key: str) -> None:
+    async with store.upload(key, 100) as upload:
         await upload.write(b"partial")
         raise RuntimeError("client went away")
 
 
-async def test_an_abandoned_upload_leaves_nothing(tmp_path: Path) -> None:
-    store = FilesystemBlobStore(tmp_path)
+async def test_an_abandoned_upload_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         await _abandon(store, "a/b")
-    assert _files(tmp_path) == []
+    if isinstance(store, FilesystemBlobStore):
+        assert _files(tmp_path) == []
+    assert await store.size("a/b") is None
     async with store.open("a/b") as blob:
         assert blob is None
 
 
-async def test_commit_replaces_and_delete_removes(tmp_path: Path) -> None:
-    store = FilesystemBlobStore(tmp_path)
+async def test_commit_replaces_and_delete_removes(store: BlobStore) -> None:
     for content in (b"first", b"second"):
-        async with store.upload("k") as upload:
+        async with store.upload("k", len(content)) as upload:
             await upload.write(content)
             await upload.commit()
     async with store.open("k") as blob:
@@ -82,3 +103,124 @@ async def test_io_errors_become_blob_store_errors(tmp_path: Path) -> None:
     store = FilesystemBlobStore(_a_file(tmp_path))  # a root that is not a directory
     with pytest.raises(BlobStoreError):
         await _abandon(store, "k")
+
+
+# --- S3 only ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def s3(s3_bucket: S3Config) -> AsyncIterator[S3BlobStore]:
+    """The S3 store on a fresh bucket."""
+    store = S3BlobStore(s3_bucket)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def _put(store: BlobStore, key: str, size: int, *chunks: bytes) -> None:
+    async with store.upload(key, size) as upload:
+        for chunk in chunks:
+            await upload.write(chunk)
+        await upload.commit()
+
+
+async def test_an_upload_short_of_its_size_stores_nothing(s3: S3BlobStore) -> None:
+    with pytest.raises(BlobStoreError, match="5 of the declared 10"):
+        await _put(s3, "k", 10, b"12345")
+    assert await s3.size("k") is None
+
+
+async def test_more_than_the_declared_size_is_refused(s3: S3BlobStore) -> None:
+    with pytest.raises(BlobStoreError, match="more than the declared 4"):
+        await _put(s3, "k", 4, b"12345")
+    assert await s3.size("k") is None
+
+
+async def test_a_big_object_streams_in_both_directions(s3: S3BlobStore) -> None:
+    size = 8 * CHUNK_BYTES + 3
+    async with s3.upload("big", size) as upload:
+        for index in range(size // 4096 + 1):
+            await upload.write(bytes([index % 251]) * min(4096, size - index * 4096))
+        await upload.commit()
+    async with s3.open("big") as blob:
+        assert blob is not None
+        assert blob.size == size
+        received = 0
+        async for chunk in blob.chunks():
+            assert len(chunk) <= CHUNK_BYTES
+            received += len(chunk)
+    assert received == size
+
+
+async def test_objects_are_plain_s3_objects(s3: S3BlobStore, s3_bucket: S3Config) -> None:
+    # What the store writes, another S3 client reads under the same key.
+    import boto3
+
+    async with s3.upload("attachments/0190-ab", 5) as upload:
+        await upload.write(b"hello")
+        await upload.commit()
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_bucket.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+    got = await trio.to_thread.run_sync(
+        lambda: client.get_object(Bucket=s3_bucket.bucket, Key="attachments/0190-ab")
+    )
+    assert got["Body"].read() == b"hello"
+
+
+async def test_an_unreachable_s3_is_unhealthy_and_an_error(s3_bucket: S3Config) -> None:
+    gone = S3Config(
+        s3_bucket.bucket, "us-east-1", ACCESS_KEY, SECRET_KEY, endpoint="http://127.0.0.1:9"
+    )
+    store = S3BlobStore(gone, httpx.AsyncClient(timeout=2))
+    try:
+        assert not await store.healthy()
+        with pytest.raises(BlobStoreError, match="S3 HEAD failed"):
+            await store.size("k")
+        with pytest.raises(BlobStoreError, match="S3 PUT failed"):
+            await _put(store, "k", 3, b"abc")
+    finally:
+        await store.aclose()
+
+
+async def test_the_bucket_answers_health_checks(s3: S3BlobStore) -> None:
+    assert await s3.healthy()
+
+
+async def test_a_verifying_s3_accepts_our_signatures_and_refuses_wrong_ones() -> None:
+    servers = moto_server(verify_signatures=True)
+    endpoint = next(servers)
+    try:
+        access_key, secret_key = await trio.to_thread.run_sync(iam_user_keys, endpoint)
+        bucket = await trio.to_thread.run_sync(
+            lambda: new_bucket(endpoint, access_key, secret_key).bucket
+        )
+        config = S3Config(
+            bucket, "us-east-1", access_key, secret_key, endpoint=endpoint, force_path_style=True
+        )
+        store = S3BlobStore(config)
+        try:
+            await _put(store, "attachments/signed", 3, b"abc")
+            assert await store.size("attachments/signed") == 3
+            assert await store.delete("attachments/signed")
+        finally:
+            await store.aclose()
+        forged = S3BlobStore(
+            S3Config(
+                bucket, "us-east-1", access_key, "wrong", endpoint=endpoint, force_path_style=True
+            )
+        )
+        try:
+            with pytest.raises(BlobStoreError, match="S3 HEAD answered 403"):
+                await forged.size("attachments/signed")
+            with pytest.raises(BlobStoreError, match="S3 PUT answered 403"):
+                await _put(forged, "attachments/forged", 3, b"abc")
+        finally:
+            await forged.aclose()
+    finally:
+        servers.close()

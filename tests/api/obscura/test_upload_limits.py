@@ -37,7 +37,7 @@ async def _body(*chunks: bytes) -> AsyncIterator[bytes]:
 
 async def _copy(root: Path, declared: int, *chunks: bytes) -> None:
     store = FilesystemBlobStore(root)
-    async with store.upload("k") as upload:
+    async with store.upload("k", declared) as upload:
         await LIMITS.copy(_body(*chunks), upload, declared)
         await upload.commit()
 
