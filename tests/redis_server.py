@@ -23,7 +23,8 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process that can be stopped and started again on its port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = _free_port()
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
@@ -31,13 +32,13 @@ class RedisServer:
     @property
     def url(self) -> str:
         """Its ``redis://`` URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         """Start it and wait until it accepts connections."""
         command = [
             "redis-server",
-            *("--port", str(self.port), "--bind", "127.0.0.1"),
+            *("--port", str(self.port), "--bind", self.host, "--protected-mode", "no"),
             *("--save", "", "--appendonly", "no", "--dir", str(self._directory)),
         ]
         self._process = subprocess.Popen(
@@ -46,7 +47,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as conn:
                     conn.sendall(b"PING\r\n")
                     if conn.recv(16).startswith(b"+PONG"):
                         return
@@ -62,12 +63,12 @@ class RedisServer:
             self._process = None
 
 
-def running_redis(directory: Path) -> Iterator[RedisServer]:
-    """A private, running redis-server, stopped afterwards."""
+def running_redis(directory: Path, host: str = "127.0.0.1") -> Iterator[RedisServer]:
+    """A private, running redis-server (on ``host``), stopped afterwards."""
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (.ci/run installs it)")
     directory.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(directory)
+    server = RedisServer(directory, host)
     server.start()
     try:
         yield server

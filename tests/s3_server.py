@@ -27,7 +27,7 @@ def _free_port() -> int:
         return port
 
 
-def moto_server(*, verify_signatures: bool = False) -> Iterator[str]:
+def moto_server(*, verify_signatures: bool = False, host: str = "127.0.0.1") -> Iterator[str]:
     """Run moto's S3 server; yields its endpoint. ``verify_signatures``: after the first
     three (IAM set-up) calls, every request must carry a valid SigV4 signature."""
     port = _free_port()
@@ -36,17 +36,17 @@ def moto_server(*, verify_signatures: bool = False) -> Iterator[str]:
     if verify_signatures:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        [str(binary), "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                socket.create_connection((host, port), timeout=0.5).close()
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,10 +81,15 @@ class Serving:
 
 
 @contextmanager
-def serving(env: dict[str, str], *args: str) -> Iterator[Serving]:
-    """Start ``relay serve`` on free ports; its log is collected as it is written."""
+def serving(env: dict[str, str], *args: str, prefix: Sequence[str] = ()) -> Iterator[Serving]:
+    """Start ``relay serve`` on free ports; its log is collected as it is written
+    (``prefix``: a command that runs it, such as ``ip netns exec NS``)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve", "--server-port", "0", "--mgmt-port", "0", *args],
+        [
+            *prefix,
+            *(sys.executable, "-m", "relay", "serve", "--server-port", "0", "--mgmt-port", "0"),
+            *args,
+        ],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
