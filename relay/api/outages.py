@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from storage.errors import StorageUnavailable
+from storage.errors import BlobStoreError, StorageUnavailable
 
 log = logging.getLogger("relay.api")
 
@@ -24,7 +24,8 @@ REPORT_EVERY_SECS = 30.0
 class OutageLog:
     """Reports storage outages, throttled (see the module docstring)."""
 
-    def __init__(self, every_secs: float = REPORT_EVERY_SECS) -> None:
+    def __init__(self, what: str, every_secs: float = REPORT_EVERY_SECS) -> None:
+        self._what = what
         self._every = every_secs
         self._last = -every_secs
         self._unreported = 0
@@ -37,19 +38,21 @@ class OutageLog:
             return
         refused, self._unreported, self._last = self._unreported, 0, now
         log.warning(
-            "storage unavailable, answering 503: %s (%d more requests refused since the "
-            "last report)",
+            "%s unavailable, answering 503: %s (%d more requests refused since the last report)",
+            self._what,
             error,
             refused,
         )
 
 
-OUTAGES = OutageLog()
+# The database and the blob store fail apart: each outage is reported on its own.
+_DATABASE = OutageLog("database")
+_BLOB_STORE = OutageLog("blob store")
 
 
 def unavailable(error: StorageUnavailable) -> dict[str, str]:
     """Report the outage; the headers of the 503 that answers it."""
-    OUTAGES.report(error)
+    (_BLOB_STORE if isinstance(error, BlobStoreError) else _DATABASE).report(error)
     return {"Retry-After": str(RETRY_AFTER_SECS)}
 
 

@@ -22,7 +22,7 @@ UNREACHABLE_S3 = pytest.mark.settings(
 
 @UNREACHABLE_S3
 async def test_an_s3_outage_is_a_503_on_blob_routes_only(
-    http: httpx.AsyncClient, relay: Listening
+    http: httpx.AsyncClient, relay: Listening, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice = await new_device(http)
     bob = await new_device(http)
@@ -36,6 +36,8 @@ async def test_an_s3_outage_is_a_503_on_blob_routes_only(
     )
     assert backup.status_code == 503
     await send_numbered(bob, alice, 2)  # messaging needs no blob store
+    reports = [r for r in caplog.records if "blob store unavailable" in r.getMessage()]
+    assert len(reports) == 1  # one line for the outage, not one per request
     assert relay.management_url is not None
     async with httpx.AsyncClient(base_url=relay.management_url) as management:
         ready = await management.get("/readyz")

@@ -64,5 +64,5 @@ async def test_every_face_answers_503_and_the_outage_is_logged_once(
     assert answers[6].json() == {"success": False, "error": "Service unavailable"}
     status, headers, _ = await RawWebSocket.refusal(relay.api_url, "/v1/gateway?ticket=t")
     assert (status, headers[b"retry-after"]) == (503, b"1")
-    reports = [r for r in caplog.records if "storage unavailable" in r.getMessage()]
+    reports = [r for r in caplog.records if "database unavailable" in r.getMessage()]
     assert len(reports) == 1
