@@ -12,6 +12,7 @@ replace :class:`LocalHub` without any change to the gateway, which only sees the
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -142,3 +143,58 @@ class LocalHub:
     def session_count(self) -> int:
         """How many sessions are subscribed (for metrics and tests)."""
         return sum(len(subs) for subs in self._subscriptions.values())
+
+
+class EventKind(enum.IntEnum):
+    """What happened to some devices (the byte other processes receive)."""
+
+    MESSAGES_QUEUED = 1
+    TAKEN_OVER = 2
+    PRE_KEYS_LOW = 3
+
+
+class RelayingHub:
+    """A :class:`LocalHub` whose events also go to other processes: applied here at
+    once, then handed to :meth:`_forward`; what others send is :meth:`apply` -ed here."""
+
+    def __init__(self, local: LocalHub) -> None:
+        self._local = local
+
+    def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
+        """Receive events for ``device_id`` while the context is open."""
+        return self._local.subscribe(device_id)
+
+    def session_count(self) -> int:
+        """How many sessions this process holds."""
+        return self._local.session_count()
+
+    async def messages_queued(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """Wake the delivery of every session of these devices, in every process."""
+        devices = list(device_ids)
+        await self._local.messages_queued(devices)
+        self._forward(EventKind.MESSAGES_QUEUED, devices)
+
+    async def device_taken_over(self, device_id: uuid.UUID) -> None:
+        """Tell every session of the device, in every process, to close."""
+        await self._local.device_taken_over(device_id)
+        self._forward(EventKind.TAKEN_OVER, [device_id])
+
+    async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
+        """Ask every session of these devices, in every process, for its pre-key count."""
+        devices = list(device_ids)
+        await self._local.pre_keys_low(devices)
+        self._forward(EventKind.PRE_KEYS_LOW, devices)
+
+    def _forward(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
+        """Hand an event applied here to the other processes (without waiting)."""
+        raise NotImplementedError
+
+    async def apply(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
+        """An event another process sent, applied to this process's sessions."""
+        if kind is EventKind.MESSAGES_QUEUED:
+            await self._local.messages_queued(devices)
+        elif kind is EventKind.PRE_KEYS_LOW:
+            await self._local.pre_keys_low(devices)
+        else:
+            for device in devices:
+                await self._local.device_taken_over(device)

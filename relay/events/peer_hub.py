@@ -18,16 +18,14 @@ one kind byte followed by 16-byte UUIDs. The encoding is sans-IO (:func:`encode_
 
 from __future__ import annotations
 
-import enum
 import logging
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 
 import trio
 
-from relay.events.hub import LocalHub, Subscription
+from relay.events.hub import EventKind, LocalHub, RelayingHub
 
 log = logging.getLogger("relay.gateway")
 
@@ -38,14 +36,6 @@ _RECEIVE_BYTES = 1 + 16 * MAX_IDS_PER_DATAGRAM
 # when there are events for it).
 _RECONNECT_MIN_SECS = 0.1
 _RECONNECT_MAX_SECS = 2.0
-
-
-class EventKind(enum.IntEnum):
-    """What happened to the devices of a datagram."""
-
-    MESSAGES_QUEUED = 1
-    TAKEN_OVER = 2
-    PRE_KEYS_LOW = 3
 
 
 def encode_events(kind: EventKind, device_ids: Sequence[uuid.UUID]) -> list[bytes]:
@@ -136,39 +126,14 @@ class _Peer:
                     raise
 
 
-class PeerHub:
+class PeerHub(RelayingHub):
     """A :class:`LocalHub` whose events also reach the sessions of peer workers."""
 
     def __init__(self, local: LocalHub, inbox: socket.socket, peers: Iterable[bytes]) -> None:
-        self._local = local
+        super().__init__(local)
         self._inbox = trio.socket.from_stdlib_socket(inbox)
         self._peers = [_Peer(address) for address in peers]
         self._running = False
-
-    def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
-        """Receive events for ``device_id`` while the context is open."""
-        return self._local.subscribe(device_id)
-
-    def session_count(self) -> int:
-        """How many sessions this process holds."""
-        return self._local.session_count()
-
-    async def messages_queued(self, device_ids: Iterable[uuid.UUID]) -> None:
-        """Wake the delivery of every session of these devices, in every worker."""
-        devices = list(device_ids)
-        await self._local.messages_queued(devices)
-        self._tell_peers(EventKind.MESSAGES_QUEUED, devices)
-
-    async def device_taken_over(self, device_id: uuid.UUID) -> None:
-        """Tell every session of the device, in every worker, to close."""
-        await self._local.device_taken_over(device_id)
-        self._tell_peers(EventKind.TAKEN_OVER, [device_id])
-
-    async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
-        """Ask every session of these devices, in every worker, for its pre-key count."""
-        devices = list(device_ids)
-        await self._local.pre_keys_low(devices)
-        self._tell_peers(EventKind.PRE_KEYS_LOW, devices)
 
     async def run(self, stopping: trio.Event) -> None:
         """Send events to the peers and apply theirs here until ``stopping``."""
@@ -190,7 +155,7 @@ class PeerHub:
         await trio.lowlevel.checkpoint()
         return self._running and not any(peer.gone for peer in self._peers)
 
-    def _tell_peers(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
+    def _forward(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
         if devices:
             for peer in self._peers:
                 peer.add(kind, devices)
@@ -203,10 +168,4 @@ class PeerHub:
             except ValueError as error:
                 log.warning("dropped a hub datagram: %s", error)
                 continue
-            if kind is EventKind.MESSAGES_QUEUED:
-                await self._local.messages_queued(devices)
-            elif kind is EventKind.PRE_KEYS_LOW:
-                await self._local.pre_keys_low(devices)
-            else:
-                for device in devices:
-                    await self._local.device_taken_over(device)
+            await self.apply(kind, devices)

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
 
 import trio
 
-from relay.events.hub import LocalHub, Subscription
-from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM, EventKind
+from relay.events.hub import EventKind, LocalHub, RelayingHub
+from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM
 from storage.redis.client import RedisAddress, RedisConnection, RedisError
 
 log = logging.getLogger("relay.events")
@@ -71,7 +69,7 @@ class _Backoff:
         self.delay = self._low
 
 
-class RedisHub:
+class RedisHub(RelayingHub):
     """A :class:`LocalHub` whose events also reach every other process on the bus."""
 
     def __init__(
@@ -83,7 +81,7 @@ class RedisHub:
         max_backoff: float,
         channel: str = CHANNEL,
     ) -> None:
-        self._local = local
+        super().__init__(local)
         self._address = address
         self._channel = channel
         self._backoff = (min_backoff, max_backoff)
@@ -93,31 +91,6 @@ class RedisHub:
         self._subscribed = False
         self._publishing = False
         self.resyncs = 0
-
-    def subscribe(self, device_id: uuid.UUID) -> AbstractContextManager[Subscription]:
-        """Receive events for ``device_id`` while the context is open."""
-        return self._local.subscribe(device_id)
-
-    def session_count(self) -> int:
-        """How many sessions this process holds."""
-        return self._local.session_count()
-
-    async def messages_queued(self, device_ids: Iterable[uuid.UUID]) -> None:
-        """Wake the delivery of every session of these devices, on every host."""
-        devices = list(device_ids)
-        await self._local.messages_queued(devices)
-        self._publish(EventKind.MESSAGES_QUEUED, devices)
-
-    async def device_taken_over(self, device_id: uuid.UUID) -> None:
-        """Tell every session of the device, on every host, to close."""
-        await self._local.device_taken_over(device_id)
-        self._publish(EventKind.TAKEN_OVER, [device_id])
-
-    async def pre_keys_low(self, device_ids: Iterable[uuid.UUID]) -> None:
-        """Ask every session of these devices, on every host, for its pre-key count."""
-        devices = list(device_ids)
-        await self._local.pre_keys_low(devices)
-        self._publish(EventKind.PRE_KEYS_LOW, devices)
 
     async def healthy(self) -> bool:
         """Subscribed, and the last publish (if any was due) went out."""
@@ -132,7 +105,7 @@ class RedisHub:
             await stopping.wait()
             nursery.cancel_scope.cancel()
 
-    def _publish(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
+    def _forward(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
         if devices:
             self._pending[kind].update(devices)
             self._wake.set()
@@ -254,10 +227,4 @@ class RedisHub:
             return
         if node == self.node:
             return  # applied here when it was published
-        if kind is EventKind.MESSAGES_QUEUED:
-            await self._local.messages_queued(devices)
-        elif kind is EventKind.PRE_KEYS_LOW:
-            await self._local.pre_keys_low(devices)
-        else:
-            for device in devices:
-                await self._local.device_taken_over(device)
+        await self.apply(kind, devices)

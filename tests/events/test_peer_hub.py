@@ -12,10 +12,9 @@ from contextlib import ExitStack, asynccontextmanager
 import pytest
 import trio
 
-from relay.events.hub import LocalHub
+from relay.events.hub import EventKind, LocalHub
 from relay.events.peer_hub import (
     MAX_IDS_PER_DATAGRAM,
-    EventKind,
     PeerHub,
     bind_inbox,
     decode_event,

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from relay.events.hub import LocalHub
-from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM, EventKind
+from relay.events.hub import EventKind, LocalHub
+from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM
 from relay.events.redis_hub import CHANNEL, RedisHub, decode_bus_message, encode_bus_message
 from storage.redis.client import RedisAddress, RedisConnection, RedisError
 from tests.redis_server import RedisServer
@@ -126,8 +126,7 @@ async def test_a_restarted_redis_makes_every_session_read_again(
         await _healthy(hub)
         with hub.subscribe(device) as session:
             session.messages.clear()
-            redis_server.stop()
-            await until(lambda: _unhealthy(hub))
+            await _stop(redis_server, hub)
             # A message queued on another host now would be announced into the void.
             redis_server.start()
             await until_true(lambda: hub.resyncs == 2, seconds=10)
@@ -135,8 +134,14 @@ async def test_a_restarted_redis_makes_every_session_read_again(
             await _healthy(hub)
 
 
-async def _unhealthy(hub: RedisHub) -> bool:
-    return not await hub.healthy()
+async def _stop(redis_server: RedisServer, hub: RedisHub) -> None:
+    """Stop Redis and wait until the hub has noticed."""
+    redis_server.stop()
+
+    async def unhealthy() -> bool:
+        return not await hub.healthy()
+
+    await until(unhealthy)
 
 
 async def test_events_wait_while_redis_is_away_and_go_out_after(
@@ -146,8 +151,7 @@ async def test_events_wait_while_redis_is_away_and_go_out_after(
     device = uuid.uuid4()
     async with running(hub):
         await _healthy(hub)
-        redis_server.stop()
-        await until(lambda: _unhealthy(hub))
+        await _stop(redis_server, hub)
         with trio.fail_after(0.5):  # a request never waits for Redis
             await hub.messages_queued([device])
         redis_server.start()
