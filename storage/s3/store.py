@@ -46,10 +46,14 @@ def _failure(method: str, status: int) -> BlobStoreError:
 
 
 class _S3Upload:
+    """Feeds the PUT. The last chunk written is held back until :meth:`commit`: with every
+    declared byte received S3 stores the object, and it must not before the commit."""
+
     def __init__(self, send: trio.MemorySendChannel[bytes], size: int, done: trio.Event) -> None:
         self._send = send
         self._size = size
         self._done = done
+        self._held = b""
         self.written = 0
         self.error: BlobStoreError | None = None
         self.committed = False
@@ -57,15 +61,23 @@ class _S3Upload:
     async def write(self, data: bytes) -> None:
         if self.written + len(data) > self._size:
             raise BlobStoreError(f"more than the declared {self._size} bytes")
+        if self._held:
+            await self._feed(self._held)
+        self._held = data
+        self.written += len(data)
+
+    async def _feed(self, data: bytes) -> None:
         try:
             await self._send.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise self.error or BlobStoreError("the upload was cut off") from None
-        self.written += len(data)
 
     async def commit(self) -> None:
         if self.written != self._size:
             raise BlobStoreError(f"{self.written} of the declared {self._size} bytes")
+        if self._held:
+            await self._feed(self._held)
+            self._held = b""
         await self._send.aclose()
         await self._done.wait()
         if self.error is not None:
