@@ -20,7 +20,7 @@ from relay.api.obscura.gateway import GatewayHttpEndpoint, GatewayInterceptor
 from relay.api.obscura.messages import MessagesEndpoint
 from relay.api.powerauth import blueprint as powerauth_blueprint
 from relay.api.rocketchat import blueprint as rocketchat_blueprint
-from relay.api.routes import TABLE, Route, Served, check_views
+from relay.api.routes import TABLE, Served, check_views
 from relay.api.zulip import blueprint as zulip_blueprint
 from relay.config import Settings
 from relay.registry import Services
@@ -64,10 +64,15 @@ class ApiRouter:
 
     def __init__(self, quart: QuartTrio, handlers: Mapping[str, HttpHandler]) -> None:
         self._quart = quart
-        self._handlers: dict[Route, HttpHandler] = {}
+        # The lean and upgrade routes' handlers answer any request of their path, a
+        # stray upgrade included; the streaming ones leave upgrades to the 404 below.
+        # Keyed by path template (a str hashes once; a Route would on every request).
+        self._whole_path: dict[str, HttpHandler] = {}
+        self._streaming: dict[str, HttpHandler] = {}
         for route in TABLE.served_by(Served.ASGI, Served.LEAN, Served.UPGRADE):
+            table = self._streaming if route.served is Served.ASGI else self._whole_path
             for _, endpoint in route.endpoints:
-                self._handlers[route] = handlers[endpoint]  # one handler per path
+                table[route.path] = handlers[endpoint]  # one handler per path
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -76,12 +81,12 @@ class ApiRouter:
             await self._quart(scope, receive, send)
             return
         route = TABLE.match(scope["path"])
-        handler = None if route is None else self._handlers.get(route)
-        if handler is not None and (route is None or route.served is not Served.ASGI):
-            await handler(scope, receive, send)  # the lean and upgrade routes' own answers
+        template = "" if route is None else route.path
+        if (handler := self._whole_path.get(template)) is not None:
+            await handler(scope, receive, send)
         elif is_websocket_upgrade(scope["method"], scope["headers"]):
             await respond(send, 404)
-        elif handler is not None:
+        elif (handler := self._streaming.get(template)) is not None:
             await handler(scope, receive, send)
         else:
             await self._quart(scope, receive, send)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from storage.redis.address import RedisAddress
+
 ENV_PREFIXES = ("RELAY_", "OBSCURA_")
 # The reference server's well-known default: accepted only outside production.
 DEFAULT_JWT_SECRET = "change_me_in_production"  # noqa: S105
@@ -73,11 +75,7 @@ def _parse_blob_store(text: str) -> str:
 
 
 def _parse_redis_url(text: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(text.strip())
-    if parts.scheme != "redis" or not parts.hostname:
-        raise ValueError("expected redis://[:password@]host[:port][/db]")
+    RedisAddress.parse(text.strip())  # the client's own parser: refused now, not later
     return text.strip()
 
 

@@ -67,7 +67,9 @@ class EdgePolicy:
         # Paths the table does not know (404s) get the global deadline and no tier.
         self._unrouted = RouteClass(None, limit)
         self._classes = {
-            route: RouteClass(route.tier, deadlines[route.deadline]) for route in TABLE
+            # Keyed by path: a str hashes once, a Route (tuples) on every lookup.
+            route.path: RouteClass(route.tier, deadlines[route.deadline])
+            for route in TABLE
         }
         self._quotas = {
             Tier.AUTH: Quota(settings.rate_limit_auth_per_second, settings.rate_limit_auth_burst),
@@ -81,7 +83,7 @@ class EdgePolicy:
     def classify(self, path: str) -> RouteClass:
         """The tier and timeout of a request path, from the route table."""
         route = TABLE.match(path)
-        return self._unrouted if route is None else self._classes[route]
+        return self._unrouted if route is None else self._classes[route.path]
 
     async def admit(self, tier: Tier, client: str, now: float) -> float | None:
         """None if ``client`` may proceed, else the seconds it must wait."""
@@ -104,10 +106,14 @@ class EdgePolicy:
         return self.resolver.resolve(peer, forwarded)
 
     async def admit_request(
-        self, path: str, peer: str | None, headers: Iterable[tuple[bytes, bytes]], now: float
+        self,
+        tier: Tier | None,
+        peer: str | None,
+        headers: Iterable[tuple[bytes, bytes]],
+        now: float,
     ) -> int | None:
-        """None if the request may proceed, else the whole seconds the client must wait."""
-        tier = self.classify(path).tier
+        """None if a request of ``tier`` (its route's, from :meth:`classify`) may proceed,
+        else the whole seconds the client must wait."""
         if tier is None:
             return None
         wait = await self.admit(tier, self.client_key(peer, headers), now)
@@ -134,10 +140,13 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
 
     async def _admit(
-        self, path: str, client: tuple[str, int] | None, headers: Iterable[tuple[bytes, bytes]]
+        self,
+        tier: Tier | None,
+        client: tuple[str, int] | None,
+        headers: Iterable[tuple[bytes, bytes]],
     ) -> int | None:
         peer = client[0] if client else None
-        return await self.policy.admit_request(path, peer, headers, trio.current_time())
+        return await self.policy.admit_request(tier, peer, headers, trio.current_time())
 
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -145,7 +154,7 @@ class EdgeMiddleware:
         headers = scope["headers"]
         request_id = request_id_of(headers)
         route = self.policy.classify(scope["path"])
-        wait = await self._admit(scope["path"], scope["client"], headers)
+        wait = await self._admit(route.tier, scope["client"], headers)
         if wait is not None:
             await respond(send, 429, *too_many_requests(wait, request_id))
             return

@@ -12,6 +12,7 @@ replace :class:`LocalHub` without any change to the gateway, which only sees the
 
 from __future__ import annotations
 
+import abc
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -153,7 +154,7 @@ class EventKind(enum.IntEnum):
     PRE_KEYS_LOW = 3
 
 
-class RelayingHub:
+class RelayingHub(abc.ABC):
     """A :class:`LocalHub` whose events also go to other processes: applied here at
     once, then handed to :meth:`_forward`; what others send is :meth:`apply` -ed here."""
 
@@ -185,9 +186,9 @@ class RelayingHub:
         await self._local.pre_keys_low(devices)
         self._forward(EventKind.PRE_KEYS_LOW, devices)
 
+    @abc.abstractmethod
     def _forward(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
         """Hand an event applied here to the other processes (without waiting)."""
-        raise NotImplementedError
 
     async def apply(self, kind: EventKind, devices: list[uuid.UUID]) -> None:
         """An event another process sent, applied to this process's sessions."""

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import trio
 
+from storage.redis.address import RedisAddress as RedisAddress
 from storage.redis.resp import ErrorReply, ProtocolError, Reply, ReplyParser, encode_command
 
 _RECEIVE_BYTES = 65536
@@ -27,38 +26,6 @@ class RedisError(Exception):
 
 class RedisReplyError(RedisError):
     """Redis answered an error (``-ERR ...``): the connection itself is fine."""
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where Redis is: ``redis://[[user]:password@]host[:port][/db]``."""
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> RedisAddress:
-        """The address in a ``redis://`` URL (ValueError if it is not one)."""
-        parts = urlsplit(url)
-        if parts.scheme != "redis" or not parts.hostname:
-            raise ValueError("expected redis://host[:port][/db]")
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError("the database must be a number")
-        return cls(
-            parts.hostname,
-            parts.port or 6379,
-            int(path or 0),
-            unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password else None,
-        )
-
-    def __str__(self) -> str:
-        # Never the password: this goes into logs.
-        return f"redis://{self.host}:{self.port}/{self.db}"
 
 
 class RedisConnection:

@@ -36,6 +36,25 @@ def _normalized(operations: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(method, re.sub(r"\{[^}]+\}", "{}", path)) for method, path in operations}
 
 
+def _documented(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (method, path) operations a document describes."""
+    operations = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    return _normalized(operations)
+
+
+def _assert_references_resolve(document: dict[str, Any]) -> None:
+    for reference in _references(document):
+        node: Any = document
+        for part in reference.removeprefix("#/").split("/"):
+            node = node[part]
+        assert node, reference
+
+
 def _routed(face: str) -> set[tuple[str, str]]:
     """The (method, path) operations the route table gives a face."""
     operations = {(method, route.path) for route in FACES[face] for method in route.methods}
@@ -44,13 +63,7 @@ def _routed(face: str) -> set[tuple[str, str]]:
 
 async def test_documented_operations_match_the_routes(http: httpx.AsyncClient) -> None:
     document = await _document(http)
-    documented = {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
-        if method in METHODS
-    }
-    assert _normalized(documented) == _routed("obscura")
+    assert _documented(document) == _routed("obscura")
 
 
 def _references(node: object) -> list[str]:
@@ -64,11 +77,7 @@ def _references(node: object) -> list[str]:
 
 async def test_every_reference_resolves(http: httpx.AsyncClient) -> None:
     document = await _document(http)
-    for reference in _references(document):
-        node: Any = document
-        for part in reference.removeprefix("#/").split("/"):
-            node = node[part]
-        assert node, reference
+    _assert_references_resolve(document)
 
 
 async def test_every_operation_documents_401_when_it_needs_a_token(
@@ -102,18 +111,8 @@ async def test_each_face_documents_exactly_its_routes(http: httpx.AsyncClient, f
     assert response.headers["content-type"] == "text/yaml; charset=utf-8"
     document: dict[str, Any] = yaml.safe_load(response.text)
     assert document["info"]["version"] == __version__
-    documented = {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
-        if method in METHODS
-    }
-    assert _normalized(documented) == _routed(face)
-    for reference in _references(document):
-        node: Any = document
-        for part in reference.removeprefix("#/").split("/"):
-            node = node[part]
-        assert node, reference
+    assert _documented(document) == _routed(face)
+    _assert_references_resolve(document)
 
 
 async def test_the_documented_key_formats_are_the_ones_the_server_accepts(

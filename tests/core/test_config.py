@@ -159,6 +159,10 @@ def test_boolean_flags_need_no_value() -> None:
         ({"RELAY_ACCESS_LOG": "maybe"}, "RELAY_ACCESS_LOG: invalid value"),
         ({"RELAY_ENV": "staging"}, "RELAY_ENV: invalid value 'staging'"),
         ({"RELAY_SERVER_TRUSTED_PROXIES": "10.0.0.0/33"}, "RELAY_SERVER_TRUSTED_PROXIES"),
+        # The URL may hold a password: it is never echoed.
+        ({"OBSCURA_PUBSUB_URL": "redis://:pw@cache/x"}, "invalid value <hidden>: the database"),
+        ({"RELAY_PUBSUB_URL": "http://cache"}, "RELAY_PUBSUB_URL: invalid value <hidden>"),
+        ({"RELAY_BLOB_STORE": "gcs"}, "RELAY_BLOB_STORE: invalid value 'gcs'"),
         (
             {"RELAY_BACKUP_MIN_SIZE_BYTES": "10", "RELAY_BACKUP_MAX_SIZE_BYTES": "5"},
             "RELAY_BACKUP_MIN_SIZE_BYTES (10) must not exceed",

@@ -72,7 +72,8 @@ class GatewayInterceptor:
         tagged = [(b"x-request-id", request_id)]
         host = None if peer is None else peer[0]
         path, _, query = request.target.partition("?")
-        wait = await self._edge.admit_request(path, host, headers, trio.current_time())
+        tier = self._edge.classify(path).tier
+        wait = await self._edge.admit_request(tier, host, headers, trio.current_time())
         if wait is not None:
             body, limit_headers = too_many_requests(wait, request_id)
             await websocket.reject(429, limit_headers, body)
