@@ -113,7 +113,7 @@ class ApnsEmulator(EmulatorBase):
         except ValueError:
             return _reject(400, "BadPayload")
         if self.record:
-            self.received.append(Received(token, dict(request.headers), payload))
+            self.received.append(Received(token, dict(request.headers), payload, request.peer))
         apns_id = request.headers.get("apns-id") or str(uuid.uuid4())
         return Reply(200, (("apns-id", apns_id),))
 

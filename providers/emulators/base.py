@@ -23,6 +23,7 @@ class Received:
     token: str
     headers: dict[str, str]
     payload: dict[str, Any]
+    peer: str = ""
 
 
 def json_reply(status: int, body: object, headers: tuple[tuple[str, str], ...] = ()) -> Reply:

@@ -1,4 +1,5 @@
-"""Self-signed TLS certificates for the emulators (loopback names only)."""
+"""Self-signed TLS certificates for the emulators (loopback names, plus the address an
+emulator is bound to)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,25 @@ class CertificatePaths:
     key: Path
 
 
-def create_self_signed(directory: Path) -> CertificatePaths:
-    """Write ``emulator-cert.pem`` / ``emulator-key.pem`` for localhost and 127.0.0.1."""
+def names_of(paths: CertificatePaths) -> set[str]:
+    """The host names and addresses the certificate at ``paths`` is valid for."""
+    certificate = x509.load_pem_x509_certificate(paths.cert.read_bytes())
+    alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return {
+        *alternative.value.get_values_for_type(x509.DNSName),
+        *(str(address) for address in alternative.value.get_values_for_type(x509.IPAddress)),
+    }
+
+
+def create_self_signed(directory: Path, *, host: str = "127.0.0.1") -> CertificatePaths:
+    """Write ``emulator-cert.pem`` / ``emulator-key.pem`` for localhost, 127.0.0.1, ::1
+    and ``host`` (an address, such as a test network's)."""
+    names: list[x509.GeneralName] = []
+    for entry in dict.fromkeys(("localhost", "127.0.0.1", "::1", host)):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(entry)))
+        except ValueError:
+            names.append(x509.DNSName(entry))
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay push emulator")])
@@ -39,13 +57,7 @@ def create_self_signed(directory: Path) -> CertificatePaths:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=_VALID_DAYS))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
+            x509.SubjectAlternativeName(names),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)

@@ -156,7 +156,7 @@ class FcmEmulator(EmulatorBase):
         message: dict[str, Any],
     ) -> Reply:
         if self.record:
-            self.received.append(Received(token, dict(request.headers), message))
+            self.received.append(Received(token, dict(request.headers), message, request.peer))
         self._sent += 1
         body = json.dumps({"name": f"projects/{project}/messages/0:{self._sent}"}).encode()
         return Reply(200, (("content-type", "application/json"),), body)

@@ -113,7 +113,7 @@ class HmsEmulator(EmulatorBase):
         delivered = [token for token in tokens if token not in illegal]
         if self.record:
             for token in delivered:
-                self.received.append(Received(token, dict(request.headers), message))
+                self.received.append(Received(token, dict(request.headers), message, request.peer))
         if not delivered:
             reply = _result(200, "80300007", "All the tokens are invalid")
         elif illegal:

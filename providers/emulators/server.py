@@ -39,6 +39,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: str = ""
+    """The client's address (which host sent it, in multi-host tests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ def remember_huffman_decoding() -> None:
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, options: ServerOptions) -> None:
         self._stream = stream
+        self._peer = _peer_of(stream)
         self._handler = handler
         self._options = options
         self._h2 = h2.connection.H2Connection(
@@ -110,6 +113,8 @@ class _Connection:
             )
         )
         self._requests: dict[int, tuple[dict[str, str], list[bytes]]] = {}
+        # Reply bodies beyond the client's flow-control window, sent as it opens.
+        self._unsent: dict[int, bytes] = {}
         self._lowered = False
         self._closing = False
         self._in_flight = 0
@@ -173,16 +178,22 @@ class _Connection:
             entry = self._requests.pop(event.stream_id, None)
             if entry is not None and not self._closing:
                 self._dispatch(event.stream_id, entry[0], b"".join(entry[1]), nursery)
-        elif (
-            isinstance(event, h2.events.StreamReset)
-            and self._requests.pop(event.stream_id, None) is not None
-        ):
-            self._in_flight -= 1
+        elif isinstance(event, h2.events.WindowUpdated):
+            waiting = list(self._unsent) if event.stream_id == 0 else [event.stream_id]
+            for stream_id in waiting:
+                if stream_id in self._unsent:
+                    self._send_body(stream_id, self._unsent.pop(stream_id))
+        elif isinstance(event, h2.events.StreamReset):
+            self._unsent.pop(event.stream_id, None)
+            if self._requests.pop(event.stream_id, None) is not None:
+                self._in_flight -= 1
 
     def _dispatch(
         self, stream_id: int, headers: dict[str, str], body: bytes, nursery: trio.Nursery
     ) -> None:
-        request = Request(headers.get(":method", ""), headers.get(":path", ""), headers, body)
+        request = Request(
+            headers.get(":method", ""), headers.get(":path", ""), headers, body, self._peer
+        )
         reply = self._handler.handle(request)
         if reply.goaway:
             self._h2.close_connection(ErrorCodes.NO_ERROR, last_stream_id=max(0, stream_id - 2))
@@ -212,8 +223,25 @@ class _Connection:
             headers.append(("content-length", str(len(reply.body))))
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not reply.body)
-            if reply.body:
-                self._h2.send_data(stream_id, reply.body, end_stream=True)
+        except h2.exceptions.ProtocolError:
+            return  # the stream or the connection is gone
+        if reply.body:
+            self._send_body(stream_id, reply.body)
+
+    def _send_body(self, stream_id: int, body: bytes) -> None:
+        """Send what the flow-control windows allow; keep the rest for a window update."""
+        try:
+            while body:
+                size = min(
+                    len(body),
+                    self._h2.local_flow_control_window(stream_id),
+                    self._h2.max_outbound_frame_size,
+                )
+                if size <= 0:
+                    self._unsent[stream_id] = body
+                    return
+                self._h2.send_data(stream_id, body[:size], end_stream=size == len(body))
+                body = body[size:]
         except h2.exceptions.ProtocolError:
             pass  # the stream or the connection is gone
 
@@ -222,6 +250,13 @@ class _Connection:
             data = self._h2.data_to_send()
             if data:
                 await self._stream.send_all(data)
+
+
+def _peer_of(stream: trio.abc.Stream) -> str:
+    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(transport, trio.SocketStream):
+        return str(transport.socket.getpeername()[0])
+    return ""
 
 
 async def _serve_connection(

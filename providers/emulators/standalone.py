@@ -27,7 +27,12 @@ from providers import jose
 from providers.emulators import server
 from providers.emulators.apns import ApnsEmulator, ApnsKey
 from providers.emulators.base import EmulatorBase
-from providers.emulators.certs import CertificatePaths, create_self_signed, server_ssl_context
+from providers.emulators.certs import (
+    CertificatePaths,
+    create_self_signed,
+    names_of,
+    server_ssl_context,
+)
 from providers.emulators.fcm import TOKEN_PATH, FcmEmulator, ServiceAccount
 from providers.emulators.hms import HmsClient, HmsEmulator
 
@@ -46,12 +51,13 @@ def _write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
-def certificate(state: Path) -> CertificatePaths:
-    """The state directory's TLS certificate, created on first use."""
+def certificate(state: Path, host: str = "127.0.0.1") -> CertificatePaths:
+    """The state directory's TLS certificate for ``host``, created on first use (and
+    again when the emulator moves to an address the certificate does not name)."""
     paths = CertificatePaths(state / "emulator-cert.pem", state / "emulator-key.pem")
-    if paths.cert.exists() and paths.key.exists():
+    if paths.cert.exists() and paths.key.exists() and host in names_of(paths):
         return paths
-    return create_self_signed(state)
+    return create_self_signed(state, host=host)
 
 
 def _apple_id() -> str:
@@ -139,7 +145,7 @@ async def serve_emulator(
         drop_streams_on_reject=kind == "apns",
         check_headers=check_headers,
     )
-    context = server_ssl_context(certificate(state))
+    context = server_ssl_context(certificate(state, host))
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(
             partial(

@@ -2,8 +2,9 @@
 one S3 bucket (moto) behave as one server to a client: a message sent through one
 reaches a session on the other live, a take-over through one closes the session on the
 other, pre-key alerts cross, attachments and backups written through one are read
-through the other; and without a shared JWT secret and push key such a node refuses to
-start."""
+through the other; nodes started while Redis is down serve on their own (not ready) and
+join the bus when it comes, delivering what was queued meanwhile; and without a shared
+JWT secret and push key such a node refuses to start."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from relay.client import DeviceKeys, ObscuraClient, PreKeyStatus, connect_gateway
+from relay.client import DeviceKeys, ObscuraClient, Outgoing, PreKeyStatus, connect_gateway
 from relay.crypto.sealing import new_key
 from storage.s3.store import S3Config
-from tests.e2e.process import environment, relay_process, run_relay
+from tests.e2e.process import Serving, environment, relay_process, run_relay
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
 from tests.redis_server import RedisServer
+from tests.waiting import until
 
 PUSH_KEY = base64.b64encode(new_key()).decode()
 
@@ -103,6 +105,56 @@ async def test_blobs_written_through_one_node_are_read_through_another(
                 ready = (await management.get("/readyz")).json()
             assert ready["storage"] == "ok"
             assert ready["pubsub"] == "ok"
+
+
+async def _readiness(node: Serving) -> tuple[int, dict[str, str]]:
+    async with httpx.AsyncClient(base_url=node.management) as management:
+        response = await management.get("/readyz")
+    return response.status_code, response.json()
+
+
+async def test_nodes_started_before_redis_serve_alone_and_join_the_bus_when_it_comes(
+    tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")  # its port is chosen; it is not started yet
+    bus = {"pubsub_url": redis.url, "push_credentials_key": PUSH_KEY}
+    try:
+        with (
+            relay_process(tmp_path / "a", database_url, **bus) as node_a,
+            relay_process(tmp_path / "b", database_url, **bus) as node_b,
+        ):
+            status, report = await _readiness(node_b)
+            assert (status, report["pubsub"]) == (503, "error")
+            async with (
+                httpx.AsyncClient(base_url=node_a.api, timeout=30) as via_a,
+                httpx.AsyncClient(base_url=node_b.api, timeout=30) as via_b,
+            ):
+                alice = await new_device(via_a)
+                bob = await new_device(via_a)
+                async with connect_gateway(_on(via_b, alice)) as gateway:
+                    # Queued through A while no bus joins the nodes: B cannot know yet.
+                    await send_numbered(bob, alice, 2)
+                    await trio.to_thread.run_sync(redis.start)
+                    # B's first subscribe makes its sessions read again.
+                    with trio.fail_after(20):
+                        batches = await receive_envelopes(gateway, 2)
+                    assert [e.message for b in batches for e in b] == [numbered(0), numbered(1)]
+
+                    async def ready() -> bool:
+                        return (await _readiness(node_a))[0] == 200
+
+                    await until(ready, seconds=20)
+                    await bob.client.send_messages([Outgoing(alice.id, b"live")])
+                    with trio.fail_after(10):
+                        live = await receive_envelopes(gateway, 1)
+                    assert live[0][0].message == b"live"
+            for node in (node_a, node_b):
+                log, _ = node.stop()
+                assert "event bus: cannot subscribe at" in log
+                assert "event bus: subscribed at" in log
+    finally:
+        redis.stop()
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,18 @@
 """Three ``relay serve`` hosts in network namespaces behind haproxy, on one database, one
 Redis and one S3 bucket (moto), all on a test-owned bridge: to a client they are one
-server. Live delivery crosses hosts and the balancer; a host killed with SIGKILL loses
+server. Live delivery crosses hosts and the balancer; a take-over through one host
+closes the device's session on another (1000); a host killed with SIGKILL loses
 its clients to the others, which deliver everything not acknowledged; a Redis restarted
 mid-traffic leaves no message undelivered; attachments and backups cross hosts; the auth
-limit is one bucket for all hosts."""
+limit is one bucket for all hosts; a PowerAuth campaign is delivered by every host's push
+workers, each device once."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import signal
+import ssl
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,18 +25,22 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from relay.client import GatewayConnection, ObscuraClient, Outgoing, connect_gateway
+from relay.client import DeviceKeys, GatewayConnection, ObscuraClient, Outgoing, connect_gateway
 from relay.crypto.sealing import new_key
 from tests.conftest import TEST_JWT_SECRET
 from tests.e2e.hosts import BRIDGE_ADDRESS, Network, forward, haproxy, network
-from tests.e2e.process import Serving, environment, serving
+from tests.e2e.process import Emulator, Serving, emulator_process, environment, run_relay, serving
+from tests.e2e.test_push_process import _received
+from tests.faces.conftest import call, error_of
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
 from tests.redis_server import RedisServer, running_redis
 from tests.s3_server import moto_server, new_bucket
+from tests.waiting import until
 
 HOSTS = 3
 AUTH_BURST = 12
+PUSH_CONCURRENCY = 4
 
 
 @dataclass
@@ -44,6 +51,8 @@ class Cluster:
     nodes: list[Serving]
     redis: RedisServer
     network: Network
+    env: dict[str, str]
+    """The hosts' shared settings (for ``relay`` admin commands on the same data)."""
 
     def api(self, index: int) -> str:
         """Host ``index``'s API, reached directly over the bridge."""
@@ -86,8 +95,16 @@ def _database_on_bridge(url: str, stack: ExitStack) -> str:
     return url.replace(parts.netloc.split("@")[-1], f"{BRIDGE_ADDRESS}:15432")
 
 
+@pytest.fixture(scope="module")
+def fcm(bridge: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An FCM emulator on the bridge, where every host reaches it."""
+    state = tmp_path_factory.mktemp("fcm")
+    with emulator_process("fcm", state, "--host", BRIDGE_ADDRESS) as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def cluster(bridge: Network, tmp_path: Path, database_url: str) -> Iterator[Cluster]:
+def cluster(bridge: Network, fcm: Emulator, tmp_path: Path, database_url: str) -> Iterator[Cluster]:
     """Three hosts on one database, Redis and bucket, and haproxy in front."""
     with ExitStack() as stack:
         redis = stack.enter_context(
@@ -112,6 +129,12 @@ def cluster(bridge: Network, tmp_path: Path, database_url: str) -> Iterator[Clus
             RELAY_RATE_LIMIT_AUTH_BURST=str(AUTH_BURST),
             RELAY_AUTH_PASSWORD_HASH_MEMORY_KIB="64",
             RELAY_AUTH_PASSWORD_HASH_ITERATIONS="1",
+            RELAY_PUSH_FCM_URL=fcm.url,
+            RELAY_PUSH_FCM_TOKEN_URL=f"{fcm.url}/token",
+            RELAY_PUSH_CA_FILE=str(fcm.state / "emulator-cert.pem"),
+            # Few deliveries at a time per host: a campaign outlasts every host's poll.
+            RELAY_NOTIFICATIONS_WORKER_CONCURRENCY=str(PUSH_CONCURRENCY),
+            RELAY_POWERAUTH_CAMPAIGN_PAGE_SIZE="25",
         )
         nodes = [
             stack.enter_context(
@@ -128,7 +151,7 @@ def cluster(bridge: Network, tmp_path: Path, database_url: str) -> Iterator[Clus
             for i, node in enumerate(nodes)
         ]
         url = stack.enter_context(haproxy(tmp_path, backends))
-        yield Cluster(url, nodes, redis, bridge)
+        yield Cluster(url, nodes, redis, bridge, shared)
 
 
 async def _until_closed(gateway: GatewayConnection) -> None:
@@ -158,6 +181,22 @@ async def test_live_delivery_crosses_hosts_and_the_balancer(cluster: Cluster) ->
             await send_numbered(bob, alice, 1)
             live = await receive_envelopes(through_haproxy, 1, seconds=10)
             assert live[0][0].message == numbered(0)
+
+
+async def test_a_take_over_through_one_host_closes_the_session_on_another(
+    cluster: Cluster,
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=cluster.api(0), timeout=30) as host_0,
+        httpx.AsyncClient(base_url=cluster.api(2), timeout=30) as host_2,
+    ):
+        alice = await new_device(host_0)
+        async with connect_gateway(_through(host_2, alice).client) as gateway:
+            fresh = DeviceKeys.generate()
+            await alice.client.upload_keys(fresh.upload_json(include_identity=True))
+            with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                await _until_closed(gateway)
+        assert closed.value.reason.code == 1000
 
 
 async def test_clients_of_a_killed_host_get_everything_unacknowledged_elsewhere(
@@ -244,3 +283,91 @@ async def test_the_auth_limit_is_one_bucket_for_all_hosts(cluster: Cluster) -> N
             await client.aclose()
     assert statuses.count(429) >= 5, statuses
     assert statuses.count(401) <= AUTH_BURST + 1, statuses
+
+
+def _powerauth_app(cluster: Cluster, fcm: Emulator, directory: Path) -> tuple[str, str]:
+    """A push app on FCM and an integrator key, made with the admin commands (as an
+    operator would, on the hosts' shared database); returns (app, key)."""
+    env = {**cluster.env, "RELAY_DATA_DIR": str(directory)}
+    app = f"campaigns-{directory.name[-8:]}"
+    for command in (
+        ("apps", "create", app),
+        ("apps", "set-fcm", app, "--service-account", str(fcm.state / "fcm-service-account.json")),
+    ):
+        done = run_relay(*command, env=env)
+        assert done.returncode == 0, done.stderr
+    created = run_relay("keys", "create", "--name", app, env=env)
+    assert created.returncode == 0, created.stderr
+    return app, created.stdout.strip()
+
+
+async def test_a_campaign_is_sent_by_every_host_each_device_once(
+    cluster: Cluster, fcm: Emulator, tmp_path: Path
+) -> None:
+    app, key = _powerauth_app(cluster, fcm, tmp_path / "admin")
+    devices = 90
+    tokens = [f"campaign-{app}-{index:03d}" for index in range(devices)]
+    async with httpx.AsyncClient(http2=True, verify=_emulator_trust(fcm)) as control:
+        # Every notification is answered after 0.3 s: one host alone, four at a time,
+        # would need 7 s; every host's workers poll the shared queue each second.
+        stall = {"by_rate": [[1.0, {"kind": "stall", "seconds": 0.3}]]}
+        assert (await control.post(f"{fcm.url}/_emulator/faults", json=stall)).status_code == 200
+    hosts = [
+        httpx.AsyncClient(
+            base_url=cluster.api(i), timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
+        for i in range(HOSTS)
+    ]
+    try:
+        for index, token in enumerate(tokens):
+            device = {
+                "appId": app,
+                "token": token,
+                "platform": "fcm",
+                "activationId": f"act-{index}",
+                "userId": f"user-{index}",
+            }
+            status, answer = await call(hosts[index % HOSTS], "/push/device/create", device)
+            assert (status, answer) == (200, {"status": "OK"})
+        body = {"title": "Statement", "body": "Your statement is ready"}
+        status, answer = await call(
+            hosts[0], "/push/campaign/create", {"appId": app, "message": body}
+        )
+        assert status == 200, answer
+        ident = answer["responseObject"]["id"]
+        users = [f"user-{index}" for index in range(devices)]
+        status, _ = await call(hosts[1], f"/push/campaign/{ident}/user/add", users)
+        assert status == 200
+        status, answer = await call(hosts[2], f"/push/campaign/send/live/{ident}")
+        assert (status, answer) == (200, {"status": "OK"})
+        # Started once: the other hosts see it already being sent.
+        status, answer = await call(hosts[0], f"/push/campaign/send/live/{ident}")
+        assert (status, error_of(answer)[1]) == (400, "Campaign is already being sent")
+
+        async def recorded() -> bool:
+            _, detail = await call(hosts[1], f"/push/campaign/{ident}/detail", method="GET")
+            return bool(detail["responseObject"]["progress"]["pending"] == 0) and bool(
+                detail["responseObject"]["sent"]
+            )
+
+        await until(recorded, seconds=90)
+        _, detail = await call(hosts[1], f"/push/campaign/{ident}/detail", method="GET")
+        progress = detail["responseObject"]["progress"]
+        assert progress == {
+            "state": "sent",
+            "devices": devices,
+            "sent": devices,
+            "failed": 0,
+            "pending": 0,
+        }
+    finally:
+        for client in hosts:
+            await client.aclose()
+    received = [item for item in await _received(fcm) if item["token"] in set(tokens)]
+    assert sorted(item["token"] for item in received) == tokens  # each device exactly once
+    senders = {item["peer"] for item in received}
+    assert senders == {cluster.network.address(i) for i in range(HOSTS)}
+
+
+def _emulator_trust(emulator: Emulator) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(emulator.state / "emulator-cert.pem"))

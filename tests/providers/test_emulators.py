@@ -172,3 +172,19 @@ async def test_control_endpoints_set_faults_and_report_what_was_received(
         await h2.post(f"{control}/faults", json={"per_token": {"x": {"kind": "bogus"}}})
     ).status_code == 400
     assert (await h2.get(f"{control}/nothing")).status_code == 404
+
+
+async def test_a_report_larger_than_the_flow_control_window_arrives_whole(
+    h2: httpx.AsyncClient, emulators: Emulators, keys: Keys
+) -> None:
+    # Each record carries its request headers (a JWT among them): 200 records are far
+    # beyond HTTP/2's initial 64 KiB window, which the emulator must wait to reopen.
+    auth = f"bearer {_apns_jwt(keys)}"
+    tokens = [f"{index:064x}" for index in range(200)]
+    for token in tokens:
+        assert (await _apns(h2, emulators, token, authorization=auth)).status_code == 200
+    response = await h2.get(f"{emulators.endpoints.apns_production}/_emulator/received")
+    assert len(response.content) > 65535
+    received = response.json()
+    assert [item["token"] for item in received] == tokens
+    assert {item["peer"] for item in received} == {"127.0.0.1"}
