@@ -13,6 +13,7 @@ import pytest
 import trio
 from sqlalchemy.engine import Engine
 
+from bench.backing import RedisServer, moto_server, new_bucket, running_redis
 from relay.config import Settings
 from relay.process.server import Listening, run_server
 from relay.registry import Services, build_services
@@ -21,8 +22,6 @@ from storage.db import Database, PoolOptions, create_engine
 from storage.s3.store import S3Config
 from storage.schema import metadata
 from tests.pushkit import Emulators, Keys, make_keys, running_emulators
-from tests.redis_server import RedisServer, running_redis
-from tests.s3_server import moto_server, new_bucket
 
 TEST_JWT_SECRET = "relay-test-secret-0123456789abcdef0123456789"
 UNLIMITED = 1_000_000
@@ -146,13 +145,15 @@ async def emulators(keys: Keys) -> AsyncIterator[Emulators]:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server the test may stop and start again."""
-    yield from running_redis(tmp_path / "redis")
+    with running_redis(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server for the whole session."""
-    yield from moto_server()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -3,21 +3,19 @@
 Each host is a network namespace with one veth on a test-owned bridge (10.231.77.0/24,
 no route out). The infrastructure listens on the bridge address: our own redis-server
 and moto S3; PostgreSQL (which listens on loopback only) through socat. haproxy
-listens on 127.0.0.1 and balances over the hosts (``leastconn``: sockets live long).
+(:func:`bench.backing.haproxy`) listens on 127.0.0.1 and balances over the hosts.
 Everything here needs root, as CI has.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+from bench.backing import wait_for_port
 
 BRIDGE_ADDRESS = "10.231.77.1"
 
@@ -80,18 +78,6 @@ def network(hosts: int) -> Iterator[Network]:
         subprocess.run(("ip", "link", "del", bridge), check=False, capture_output=True)
 
 
-def _wait_for_port(host: str, port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @contextmanager
 def forward(port: int, target: str) -> Iterator[None]:
     """socat: ``BRIDGE_ADDRESS:port`` to ``target`` (``host:port``) in the root namespace."""
@@ -106,60 +92,9 @@ def forward(port: int, target: str) -> Iterator[None]:
         start_new_session=True,
     )
     try:
-        _wait_for_port(BRIDGE_ADDRESS, port)
+        wait_for_port(BRIDGE_ADDRESS, port)
         yield
     finally:
         # socat's forked children outlive their parent: stop the whole group.
         os.killpg(process.pid, 15)
-        process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def haproxy(directory: Path, backends: list[tuple[str, int, int]]) -> Iterator[str]:
-    """haproxy on 127.0.0.1 over ``backends`` (host, API port, management port); yields
-    its URL. Health-checked on the management port's ``/livez``."""
-    port = _free_port()
-    servers = "\n".join(
-        f"    server h{i} {host}:{api} check port {mgmt} inter 300ms fall 2 rise 1"
-        for i, (host, api, mgmt) in enumerate(backends)
-    )
-    config = directory / "haproxy.cfg"
-    config.write_text(
-        f"""global
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    timeout tunnel 1h
-    option forwardfor
-    retries 3
-    option redispatch
-frontend relay_in
-    bind 127.0.0.1:{port}
-    default_backend relay_nodes
-backend relay_nodes
-    balance leastconn
-    option httpchk
-    http-check send meth GET uri /livez
-{servers}
-"""
-    )
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    process = subprocess.Popen(
-        [binary, "-f", str(config), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for_port("127.0.0.1", port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
         process.wait(timeout=10)

@@ -16,13 +16,13 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
+from bench.backing import RedisServer
 from relay.client import DeviceKeys, ObscuraClient, Outgoing, PreKeyStatus, connect_gateway
 from relay.crypto.sealing import new_key
 from storage.s3.store import S3Config
 from tests.e2e.process import Serving, environment, relay_process, run_relay
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
-from tests.redis_server import RedisServer
 from tests.waiting import until
 
 PUSH_KEY = base64.b64encode(new_key()).decode()

@@ -15,7 +15,7 @@ import signal
 import ssl
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,17 +25,16 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
+from bench.backing import Backend, RedisServer, haproxy, moto_server, new_bucket, running_redis
 from relay.client import DeviceKeys, GatewayConnection, ObscuraClient, Outgoing, connect_gateway
 from relay.crypto.sealing import new_key
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.hosts import BRIDGE_ADDRESS, Network, forward, haproxy, network
+from tests.e2e.hosts import BRIDGE_ADDRESS, Network, forward, network
 from tests.e2e.process import Emulator, Serving, emulator_process, environment, run_relay, serving
 from tests.e2e.test_push_process import _received
 from tests.faces.conftest import call, error_of
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
-from tests.redis_server import RedisServer, running_redis
-from tests.s3_server import moto_server, new_bucket
 from tests.waiting import until
 
 HOSTS = 3
@@ -107,10 +106,8 @@ def fcm(bridge: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
 def cluster(bridge: Network, fcm: Emulator, tmp_path: Path, database_url: str) -> Iterator[Cluster]:
     """Three hosts on one database, Redis and bucket, and haproxy in front."""
     with ExitStack() as stack:
-        redis = stack.enter_context(
-            contextmanager(running_redis)(tmp_path / "redis", BRIDGE_ADDRESS)
-        )
-        endpoint = stack.enter_context(contextmanager(moto_server)(host=BRIDGE_ADDRESS))
+        redis = stack.enter_context(running_redis(tmp_path / "redis", BRIDGE_ADDRESS))
+        endpoint = stack.enter_context(moto_server(host=BRIDGE_ADDRESS))
         bucket = new_bucket(endpoint)
         shared = environment(
             RELAY_DATABASE_URL=_database_on_bridge(database_url, stack),
@@ -147,10 +144,10 @@ def cluster(bridge: Network, fcm: Emulator, tmp_path: Path, database_url: str) -
             for index in range(HOSTS)
         ]
         backends = [
-            (bridge.address(i), _port(node.api), _port(node.management))
+            Backend(bridge.address(i), _port(node.api), _port(node.management))
             for i, node in enumerate(nodes)
         ]
-        url = stack.enter_context(haproxy(tmp_path, backends))
+        url = stack.enter_context(haproxy(tmp_path / "haproxy", backends)).url
         yield Cluster(url, nodes, redis, bridge, shared)
 
 

@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
+from bench.backing import RedisServer
 from relay.events.hub import EventKind, LocalHub
 from relay.events.peer_hub import MAX_IDS_PER_DATAGRAM
 from relay.events.redis_hub import CHANNEL, RedisHub, decode_bus_message, encode_bus_message
 from storage.redis.client import RedisAddress, RedisConnection, RedisError
-from tests.redis_server import RedisServer
 from tests.waiting import until, until_true
 
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
+from bench.backing import RedisServer
 from relay.api.edge import EdgePolicy
 from relay.api.routes import Tier
 from relay.config import Settings
 from relay.services.shared_limits import SharedRateLimits
 from storage.redis.client import RedisAddress, RedisConnection, RedisPool
-from tests.redis_server import RedisServer
 
 CLIENT = "203.0.113.7"
 SETTINGS = Settings(rate_limit_auth_per_second=1, rate_limit_auth_burst=3)

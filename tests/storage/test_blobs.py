@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 import trio
 
+from bench.backing import S3_ACCESS_KEY, S3_SECRET_KEY, moto_server, new_bucket
 from storage.blobs import CHUNK_BYTES, BlobStore, FilesystemBlobStore, check_key
 from storage.errors import BlobStoreError
 from storage.s3.store import S3BlobStore, S3Config
-from tests.s3_server import ACCESS_KEY, SECRET_KEY, iam_user_keys, moto_server, new_bucket
 
 
 @pytest.fixture(params=["fs", "s3"])
@@ -167,8 +168,8 @@ async def test_objects_are_plain_s3_objects(s3: S3BlobStore, s3_bucket: S3Config
         "s3",
         endpoint_url=s3_bucket.endpoint,
         region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
     )
     got = await trio.to_thread.run_sync(
         lambda: client.get_object(Bucket=s3_bucket.bucket, Key="attachments/0190-ab")
@@ -178,7 +179,7 @@ async def test_objects_are_plain_s3_objects(s3: S3BlobStore, s3_bucket: S3Config
 
 async def test_an_unreachable_s3_is_unhealthy_and_an_error(s3_bucket: S3Config) -> None:
     gone = S3Config(
-        s3_bucket.bucket, "us-east-1", ACCESS_KEY, SECRET_KEY, endpoint="http://127.0.0.1:9"
+        s3_bucket.bucket, "us-east-1", S3_ACCESS_KEY, S3_SECRET_KEY, endpoint="http://127.0.0.1:9"
     )
     store = S3BlobStore(gone, httpx.AsyncClient(timeout=2))
     try:
@@ -196,9 +197,7 @@ async def test_the_bucket_answers_health_checks(s3: S3BlobStore) -> None:
 
 
 async def test_a_verifying_s3_accepts_our_signatures_and_refuses_wrong_ones() -> None:
-    servers = moto_server(verify_signatures=True)
-    endpoint = next(servers)
-    try:
+    with moto_server(verify_signatures=True) as endpoint:
         access_key, secret_key = await trio.to_thread.run_sync(iam_user_keys, endpoint)
         bucket = await trio.to_thread.run_sync(
             lambda: new_bucket(endpoint, access_key, secret_key).bucket
@@ -225,5 +224,21 @@ async def test_a_verifying_s3_accepts_our_signatures_and_refuses_wrong_ones() ->
                 await _put(forged, "attachments/forged", 3, b"abc")
         finally:
             await forged.aclose()
-    finally:
-        servers.close()
+
+
+def iam_user_keys(endpoint: str) -> tuple[str, str]:
+    """A user allowed everything on S3, and its access key pair (the three calls moto
+    takes unauthenticated in signature-verifying mode)."""
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+    )
+    iam.create_user(UserName="relay")
+    policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*",'
+    policy += '"Resource":"*"}]}'
+    iam.put_user_policy(UserName="relay", PolicyName="s3", PolicyDocument=policy)
+    key = iam.create_access_key(UserName="relay")["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
