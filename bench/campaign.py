@@ -24,7 +24,14 @@ import trio
 from sqlalchemy import func, select
 
 from bench import report
-from bench.processes import cpu_seconds, emulator, relay_server, run_relay
+from bench.processes import (
+    add_database_option,
+    cpu_seconds,
+    emulator,
+    relay_server,
+    run_relay,
+    scratch_database,
+)
 from storage.db import create_engine
 from storage.ids import now_us, uuid7
 from storage.repos import push_apps
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=500, help="pushes in flight")
     parser.add_argument("--repetitions", type=int, default=1)
+    add_database_option(parser)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
@@ -142,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("devices must be 3..1000000")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
+        database = stack.enter_context(scratch_database(args.database_url, root))
         # One state directory: the three emulators share its certificate (one CA file).
         state = root / "emulators"
         emulators = {
             kind: stack.enter_context(emulator(kind, state)) for kind in ("apns", "fcm", "hms")
         }
-        database = f"sqlite:///{root / 'relay.db'}"
         settings = {
             "data_dir": str(root / "data"),
             "database_url": database,

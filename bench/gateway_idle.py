@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +31,13 @@ import trio
 
 from bench import idle_holder, report
 from bench.load_client import Connection
-from bench.processes import relay_server, server_cpu_seconds, server_rss_bytes
+from bench.processes import (
+    add_database_option,
+    relay_server,
+    scratch_database,
+    server_cpu_seconds,
+    server_rss_bytes,
+)
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 
 RUN_TIMEOUT_SECS = 1800
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help=f"gateway holder processes (default: one per {CONNECTIONS_PER_HOLDER:,} connections)",
     )
+    add_database_option(parser)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
@@ -223,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             f"the open-file limit ({limit}) is too low for {args.connections} connections "
             f"over {args.workers} workers and {args.client_processes} client processes"
         )
-    with tempfile.TemporaryDirectory() as data:
+    with (
+        tempfile.TemporaryDirectory() as data,
+        scratch_database(args.database_url, Path(data)) as database_url,
+    ):
         settings = {
             "data_dir": data,
+            "database_url": database_url,
             "auth_max_devices_per_user": str(args.connections + 1),
             "ws_ping_interval_secs": "60",
             "server_workers": str(args.workers),

@@ -30,6 +30,8 @@ class Connection:
         self._host, self._port = host, port
         self._buffer = bytearray()
         self._closing = False
+        self.headers: dict[str, str] = {}
+        """The last response's headers (names in lower case)."""
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
@@ -60,15 +62,15 @@ class Connection:
         head = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
         del self._buffer[: end + 4]
         status = int(head[0].split(" ", 2)[1])
-        length = 0
+        self.headers = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
-                self._closing = True
-            elif name.strip().lower() == "transfer-encoding":
-                raise ProtocolError("chunked responses are not supported")
+            self.headers[name.strip().lower()] = value.strip()
+        if "transfer-encoding" in self.headers:
+            raise ProtocolError("chunked responses are not supported")
+        length = int(self.headers.get("content-length", "0"))
+        if self.headers.get("connection", "").lower() == "close":
+            self._closing = True
         while len(self._buffer) < length:
             await self._fill()
         body = bytes(self._buffer[:length])

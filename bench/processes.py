@@ -7,6 +7,7 @@ shared machine it is the measure that holds up against a noisy neighbour.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,46 @@ UNTHROTTLED = {
 
 class StartError(RuntimeError):
     """A process did not come up."""
+
+
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    """``--database-url``: the database server a scenario measures."""
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server to measure (postgresql://user@host/db): the scenario "
+        "creates a scratch database there and drops it afterwards; default SQLite",
+    )
+
+
+def database_kind(url: str) -> str:
+    """``PostgreSQL`` or ``SQLite``, for reports."""
+    return "PostgreSQL" if url.startswith("postgres") else "SQLite"
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None, directory: Path) -> Iterator[str]:
+    """The URL of an empty database for one run: a SQLite file in ``directory``, or a
+    database created on the PostgreSQL server of ``server_url`` and dropped afterwards
+    (so that every run starts from the same empty tables)."""
+    if server_url is None:
+        yield f"sqlite:///{directory / 'relay.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    given = make_url(server_url)
+    if not given.get_backend_name().startswith("postgres"):
+        raise StartError(f"--database-url must be a PostgreSQL URL, not {given.drivername}")
+    admin = given.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"relay_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield given.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def cpu_seconds(pid: int) -> float:
@@ -112,6 +154,7 @@ class Server:
     """A running ``relay serve``."""
 
     api: str
+    management: str
     process: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)
 
@@ -146,7 +189,7 @@ def relay_server(settings: dict[str, str]) -> Iterator[Server]:
         stderr = process.stderr
         threading.Thread(target=lambda: log.extend(stderr), daemon=True).start()
         try:
-            yield Server(match.group(1), process, log)
+            yield Server(match.group(1), match.group(2), process, log)
         except BaseException:
             # What the server said is the first thing to read when a scenario fails.
             sys.stderr.write("relay serve's last log lines:\n" + "".join(log[-40:]))

@@ -3,15 +3,14 @@ acknowledged and deleted.
 
 The backlog is queued first (POSTs of 100 submissions); then every device connects at
 once and acknowledges each batch as it arrives. The clock runs from the connections
-until the ``messages`` table is empty (read from the server's SQLite file), so
-messages/s counts delivered, acknowledged *and* deleted messages.
+until the ``messages`` table is empty (read from the server's database, SQLite or
+PostgreSQL), so messages/s counts delivered, acknowledged *and* deleted messages.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -21,16 +20,26 @@ from typing import Any
 
 import httpx
 import trio
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from bench import report
 from bench.load_client import Connection
-from bench.processes import cpu_seconds, relay_server
+from bench.processes import (
+    add_database_option,
+    cpu_seconds,
+    database_kind,
+    relay_server,
+    scratch_database,
+)
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 from obscura_proto.obscura.v1 import Envelope
 from relay.client import connect_gateway
 from relay.gateway.session import envelope_bytes
+from storage.db import PoolOptions, create_engine
 from storage.ids import now_us, uuid7
 from storage.repos.messages import PendingMessage
+from storage.schema import messages
 
 RUN_TIMEOUT_SECS = 900
 _POST_BATCH = 100
@@ -67,10 +76,10 @@ def envelope_encoding_us(count: int = 20000) -> dict[str, float]:
     return {"envelope_encode_us": ours, "betterproto2_encode_us": reference}
 
 
-def stored_messages(database: Path) -> int:
+def stored_messages(engine: Engine) -> int:
     """Rows in the server's ``messages`` table."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
-        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(messages)).scalar_one())
 
 
 async def fill(api: str, sender: BenchDevice, devices: list[BenchDevice], backlog: int) -> None:
@@ -91,7 +100,7 @@ async def fill(api: str, sender: BenchDevice, devices: list[BenchDevice], backlo
 
 
 async def drain(
-    pid: int, database: Path, devices: list[BenchDevice], total: int
+    pid: int, database: Engine, devices: list[BenchDevice], total: int
 ) -> dict[str, float]:
     """Connect every device and acknowledge until the table is empty."""
     received = 0
@@ -115,7 +124,7 @@ async def drain(
                 nursery.start_soon(receive, device)
             await all_received.wait()
             delivered = time.perf_counter() - started
-            # The acknowledged rows are deleted in batches by the server: poll the file.
+            # The acknowledged rows are deleted in batches by the server: poll the table.
             while await trio.to_thread.run_sync(stored_messages, database):  # noqa: ASYNC110
                 await trio.sleep(0.01)
             elapsed, cpu_used = time.perf_counter() - started, cpu_seconds(pid) - cpu
@@ -129,7 +138,9 @@ async def drain(
     }
 
 
-async def run(args: argparse.Namespace, api: str, pid: int, database: Path) -> list[dict[str, Any]]:
+async def run(
+    args: argparse.Namespace, api: str, pid: int, database: Engine, kind: str
+) -> list[dict[str, Any]]:
     """Every repetition."""
     async with httpx.AsyncClient(base_url=api, timeout=60) as http:
         sender, *devices = await new_devices(http, args.devices + 1)
@@ -139,7 +150,7 @@ async def run(args: argparse.Namespace, api: str, pid: int, database: Path) -> l
                 await fill(api, sender, devices, args.backlog)
                 sample = await drain(pid, database, devices, args.backlog * args.devices)
                 sample.update(envelope_encoding_us())
-                samples.append({"variant": "SQLite", "repetition": repetition, **sample})
+                samples.append({"variant": kind, "repetition": repetition, **sample})
                 step.advance(f"{sample['messages_per_s']:,.0f} msg/s")
         return samples
 
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--backlog", type=int, default=2500, help="messages queued per device")
     parser.add_argument("--repetitions", type=int, default=3)
+    add_database_option(parser)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
@@ -159,11 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         args.devices, args.backlog, args.repetitions = 2, 60, 1
     if not (1 <= args.devices <= 1000 and 1 <= args.backlog <= 100_000):
         parser.error("devices must be 1..1000 and backlog 1..100000")
-    with tempfile.TemporaryDirectory() as data:
+    with (
+        tempfile.TemporaryDirectory() as data,
+        scratch_database(args.database_url, Path(data)) as database_url,
+    ):
         # The inbox cap must not prune the backlog being measured.
-        settings = {"data_dir": data, "messaging_inbox_max_size": str(args.backlog + 1)}
+        settings = {
+            "data_dir": data,
+            "database_url": database_url,
+            "messaging_inbox_max_size": str(args.backlog + 1),
+        }
         with relay_server(settings) as server:
-            samples = trio.run(run, args, server.api, server.pid, Path(data) / "relay.db")
+            engine = create_engine(database_url, PoolOptions(max_connections=1))
+            try:
+                samples = trio.run(
+                    run, args, server.api, server.pid, engine, database_kind(database_url)
+                )
+            finally:
+                engine.dispose()
     results = report.by_variant(samples)
     report.write(
         args.output,

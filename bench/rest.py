@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +25,14 @@ import trio
 
 from bench import report
 from bench.load_client import Connection, request_bytes
-from bench.processes import StartError, cpu_seconds, environment, relay_server
+from bench.processes import (
+    StartError,
+    add_database_option,
+    cpu_seconds,
+    environment,
+    relay_server,
+    scratch_database,
+)
 from bench.relay_clients import address, new_devices, send_request
 
 _BARE = re.compile(r"bare listening: (\S+)")
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=6000, help="requests per variant per run")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--repetitions", type=int, default=3)
+    add_database_option(parser)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
     args = parser.parse_args(argv)
@@ -120,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("connections must be 1..500 and requests connections..1000000")
     with (
         tempfile.TemporaryDirectory() as data,
-        relay_server({"data_dir": data, "messaging_inbox_max_size": "1000000"}) as server,
+        scratch_database(args.database_url, Path(data)) as database_url,
+        relay_server(
+            {"data_dir": data, "database_url": database_url, "messaging_inbox_max_size": "1000000"}
+        ) as server,
         bare_server() as bare,
     ):
         samples = trio.run(run, args, (server.api, server.pid), bare)

@@ -11,6 +11,7 @@ SCENARIOS = {
     "gateway-idle": "bench.gateway_idle",
     "rest": "bench.rest",
     "campaign": "bench.campaign",
+    "blobs": "bench.blobs",
 }
 
 

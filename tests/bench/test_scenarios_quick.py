@@ -4,9 +4,21 @@ assertions: speed is judged from full runs, never by tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from tests.bench.reports import run_quick
+
+
+@pytest.fixture
+def database_option() -> tuple[list[str], str]:
+    """``--database-url`` of the suite's PostgreSQL server when the suite runs on
+    PostgreSQL (the scenario makes a scratch database there), and the report's name
+    for the database."""
+    url = os.environ.get("RELAY_TEST_DATABASE_URL")
+    return (["--database-url", url], "PostgreSQL") if url else ([], "SQLite")
 
 
 def _positive(summary: dict[str, float]) -> None:
@@ -24,11 +36,34 @@ def test_relay_live(tmp_path: Path) -> None:
     assert sorted(s["messages"] for s in report["samples"]) == [40, 100]
 
 
-def test_relay_drain(tmp_path: Path) -> None:
-    report = run_quick("relay-drain", tmp_path)
+def test_relay_live_on_several_nodes(
+    tmp_path: Path, database_option: tuple[list[str], str]
+) -> None:
+    option, database = database_option
+    report = run_quick("relay-live", tmp_path, "--nodes", "2", "--batches", "50", *option)
+    layouts = ["1 node", "1 node, Redis bus", "2 nodes, Redis bus, haproxy"]
+    assert list(report["results"]) == [f"50/POST, {name}" for name in layouts] + [
+        "50 per POST ratios"
+    ]
+    for sample in report["samples"]:
+        assert sample["messages"] == 4 * 500  # 2 pairs per node, every message delivered
+        assert sample["database"] == database
+        _positive(report["results"][sample["variant"]]["server_cpu_us_per_message"])
+    balanced = report["results"]["50/POST, 2 nodes, Redis bus, haproxy"]
+    # haproxy named the node of every POST and gateway: each delivery is classified.
+    share = balanced["same_node_share"]["median"]
+    assert 0 <= share <= 1
+    assert ("same_node_p99_ms" in balanced) == (share > 0)
+    assert ("cross_node_p99_ms" in balanced) == (share < 1)
+    _positive(report["results"]["50 per POST ratios"]["bus_vs_local_server_cpu"])
+
+
+def test_relay_drain(tmp_path: Path, database_option: tuple[list[str], str]) -> None:
+    option, database = database_option
+    report = run_quick("relay-drain", tmp_path, *option)
     (sample,) = report["samples"]
     assert sample["messages"] == 2 * 60
-    _positive(report["results"]["SQLite"]["messages_per_s"])
+    _positive(report["results"][database]["messages_per_s"])
     assert sample["envelopes_per_frame"] >= 1
     assert 0 < sample["envelope_encode_us"] < sample["betterproto2_encode_us"]
 
@@ -52,10 +87,20 @@ def test_rest(tmp_path: Path) -> None:
     _positive(results["messages_vs_bare"]["requests_per_s"])
 
 
-def test_campaign(tmp_path: Path) -> None:
-    report = run_quick("campaign", tmp_path)
+def test_campaign(tmp_path: Path, database_option: tuple[list[str], str]) -> None:
+    report = run_quick("campaign", tmp_path, *database_option[0])
     (sample,) = report["samples"]
     assert sample["devices"] == 300
     assert sample["failed"] == 0
     assert sample["failure_reasons"] == {}
     assert 0 < sample["seconds_to_queue"] <= sample["seconds_to_deliver"]
+
+
+def test_blobs(tmp_path: Path) -> None:
+    report = run_quick("blobs", tmp_path)
+    results = report["results"]
+    for variant in ("straight to S3", "through the relay"):
+        for metric in ("upload_mib_per_s", "download_mib_per_s", "round_trip_mib_per_s"):
+            _positive(results[variant][metric])
+    assert results["through the relay"]["server_cpu_ms_per_mib"]["median"] >= 0
+    _positive(results["relay_vs_direct"]["round_trip_mib_per_s"])
