@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from storage.s3.store import S3Config
 
@@ -134,22 +135,32 @@ def moto_server(*, verify_signatures: bool = False, host: str = "127.0.0.1") -> 
         process.wait(timeout=10)
 
 
-def new_bucket(
-    endpoint: str, access_key: str = S3_ACCESS_KEY, secret_key: str = S3_SECRET_KEY
-) -> S3Config:
-    """A fresh bucket on the server (made with boto3), and the configuration that
-    reaches it."""
+def boto3_client(
+    service: str,
+    endpoint: str,
+    access_key: str = S3_ACCESS_KEY,
+    secret_key: str = S3_SECRET_KEY,
+) -> Any:
+    """A boto3 client of ``service`` (``s3``, ``iam``) on moto's server (boto3 is
+    imported here: the scenarios that do not use S3 do not need it)."""
     import boto3
 
-    bucket = f"relay-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
+    return boto3.client(
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
     )
-    client.create_bucket(Bucket=bucket)
+
+
+def new_bucket(
+    endpoint: str, access_key: str = S3_ACCESS_KEY, secret_key: str = S3_SECRET_KEY
+) -> S3Config:
+    """A fresh bucket on the server (made with boto3), and the configuration that
+    reaches it."""
+    bucket = f"relay-{uuid.uuid4().hex[:12]}"
+    boto3_client("s3", endpoint, access_key, secret_key).create_bucket(Bucket=bucket)
     return S3Config(
         bucket, "us-east-1", access_key, secret_key, endpoint=endpoint, force_path_style=True
     )

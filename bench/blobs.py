@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +27,7 @@ from bench.backing import moto_server, new_bucket
 from bench.processes import (
     add_database_option,
     relay_server,
-    scratch_database,
+    scratch_run,
     server_cpu_seconds,
 )
 from bench.relay_clients import BenchDevice, new_devices
@@ -138,13 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.size_mib <= 256 and 1 <= args.repetitions <= 50):
         parser.error("size-mib must be 1..256 and repetitions 1..50")
     with (
-        tempfile.TemporaryDirectory() as data,
-        scratch_database(args.database_url, Path(data)) as database_url,
+        scratch_run(args.database_url) as (data, database_url),
         moto_server() as endpoint,
     ):
         bucket = new_bucket(endpoint)
         settings = {
-            "data_dir": data,
+            "data_dir": str(data),
             "database_url": database_url,
             "blob_store": "s3",
             "storage_bucket": bucket.bucket,

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +28,7 @@ from bench.processes import (
     emulator,
     relay_server,
     run_relay,
-    scratch_database,
+    scratch_run,
 )
 from storage.db import create_engine
 from storage.ids import now_us, uuid7
@@ -148,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         args.devices, args.repetitions = 300, 1
     if not 3 <= args.devices <= 1_000_000:
         parser.error("devices must be 3..1000000")
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        root = Path(tmp)
-        database = stack.enter_context(scratch_database(args.database_url, root))
+    with ExitStack() as stack:
+        root, database = stack.enter_context(scratch_run(args.database_url))
         # One state directory: the three emulators share its certificate (one CA file).
         state = root / "emulators"
         emulators = {

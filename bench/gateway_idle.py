@@ -21,9 +21,7 @@ import math
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,7 +32,7 @@ from bench.load_client import Connection
 from bench.processes import (
     add_database_option,
     relay_server,
-    scratch_database,
+    scratch_run,
     server_cpu_seconds,
     server_rss_bytes,
 )
@@ -232,11 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             f"over {args.workers} workers and {args.client_processes} client processes"
         )
     with (
-        tempfile.TemporaryDirectory() as data,
-        scratch_database(args.database_url, Path(data)) as database_url,
+        scratch_run(args.database_url) as (data, database_url),
     ):
         settings = {
-            "data_dir": data,
+            "data_dir": str(data),
             "database_url": database_url,
             "auth_max_devices_per_user": str(args.connections + 1),
             "ws_ping_interval_secs": "60",

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -57,28 +58,30 @@ def database_kind(url: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_database(server_url: str | None, directory: Path) -> Iterator[str]:
-    """The URL of an empty database for one run: a SQLite file in ``directory``, or a
-    database created on the PostgreSQL server of ``server_url`` and dropped afterwards
-    (so that every run starts from the same empty tables)."""
-    if server_url is None:
-        yield f"sqlite:///{directory / 'relay.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
+def scratch_run(server_url: str | None) -> Iterator[tuple[Path, str]]:
+    """A temporary directory for one run and the URL of an empty database: a SQLite file
+    in that directory, or a database created on the PostgreSQL server of ``server_url``
+    and dropped afterwards (so that every run starts from the same empty tables)."""
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        if server_url is None:
+            yield directory, f"sqlite:///{directory / 'relay.db'}"
+            return
+        import psycopg
+        from sqlalchemy.engine import make_url
 
-    given = make_url(server_url)
-    if not given.get_backend_name().startswith("postgres"):
-        raise StartError(f"--database-url must be a PostgreSQL URL, not {given.drivername}")
-    admin = given.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"relay_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield given.set(database=name).render_as_string(hide_password=False)
-    finally:
+        given = make_url(server_url)
+        if not given.get_backend_name().startswith("postgres"):
+            raise StartError(f"--database-url must be a PostgreSQL URL, not {given.drivername}")
+        admin = given.set(drivername="postgresql").render_as_string(hide_password=False)
+        name = f"relay_bench_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield directory, given.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def cpu_seconds(pid: int) -> float:

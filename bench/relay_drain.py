@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +28,7 @@ from bench.processes import (
     cpu_seconds,
     database_kind,
     relay_server,
-    scratch_database,
+    scratch_run,
 )
 from bench.relay_clients import BenchDevice, address, new_devices, send_request
 from obscura_proto.obscura.v1 import Envelope
@@ -172,12 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.devices <= 1000 and 1 <= args.backlog <= 100_000):
         parser.error("devices must be 1..1000 and backlog 1..100000")
     with (
-        tempfile.TemporaryDirectory() as data,
-        scratch_database(args.database_url, Path(data)) as database_url,
+        scratch_run(args.database_url) as (data, database_url),
     ):
         # The inbox cap must not prune the backlog being measured.
         settings = {
-            "data_dir": data,
+            "data_dir": str(data),
             "database_url": database_url,
             "messaging_inbox_max_size": str(args.backlog + 1),
         }

@@ -20,7 +20,6 @@ import argparse
 import base64
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -40,7 +39,7 @@ from bench.processes import (
     cpu_seconds,
     database_kind,
     relay_server,
-    scratch_database,
+    scratch_run,
     server_cpu_seconds,
 )
 from bench.relay_clients import BenchDevice, address, new_devices, send_request, sequence_of
@@ -339,8 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.nodes <= 8:
         parser.error("nodes must be 1..8")
     with (
-        tempfile.TemporaryDirectory() as data,
-        scratch_database(args.database_url, Path(data)) as database_url,
+        scratch_run(args.database_url) as (data, database_url),
         layouts(args, Path(data), database_url) as servers,
     ):
         samples = trio.run(run, args, servers, database_kind(database_url))

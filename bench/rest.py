@@ -14,10 +14,8 @@ import contextlib
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +29,7 @@ from bench.processes import (
     cpu_seconds,
     environment,
     relay_server,
-    scratch_database,
+    scratch_run,
 )
 from bench.relay_clients import address, new_devices, send_request
 
@@ -128,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.connections <= 500 and args.connections <= args.requests <= 1_000_000):
         parser.error("connections must be 1..500 and requests connections..1000000")
     with (
-        tempfile.TemporaryDirectory() as data,
-        scratch_database(args.database_url, Path(data)) as database_url,
+        scratch_run(args.database_url) as (data, database_url),
         relay_server(
-            {"data_dir": data, "database_url": database_url, "messaging_inbox_max_size": "1000000"}
+            {
+                "data_dir": str(data),
+                "database_url": database_url,
+                "messaging_inbox_max_size": "1000000",
+            }
         ) as server,
         bare_server() as bare,
     ):

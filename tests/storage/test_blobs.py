@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 import trio
 
-from bench.backing import S3_ACCESS_KEY, S3_SECRET_KEY, moto_server, new_bucket
+from bench.backing import S3_ACCESS_KEY, S3_SECRET_KEY, boto3_client, moto_server, new_bucket
 from storage.blobs import CHUNK_BYTES, BlobStore, FilesystemBlobStore, check_key
 from storage.errors import BlobStoreError
 from storage.s3.store import S3BlobStore, S3Config
@@ -159,18 +158,11 @@ async def test_a_big_object_streams_in_both_directions(s3: S3BlobStore) -> None:
 
 async def test_objects_are_plain_s3_objects(s3: S3BlobStore, s3_bucket: S3Config) -> None:
     # What the store writes, another S3 client reads under the same key.
-    import boto3
-
     async with s3.upload("attachments/0190-ab", 5) as upload:
         await upload.write(b"hello")
         await upload.commit()
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_bucket.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
-    )
+    assert s3_bucket.endpoint is not None
+    client = boto3_client("s3", s3_bucket.endpoint)
     got = await trio.to_thread.run_sync(
         lambda: client.get_object(Bucket=s3_bucket.bucket, Key="attachments/0190-ab")
     )
@@ -229,13 +221,7 @@ async def test_a_verifying_s3_accepts_our_signatures_and_refuses_wrong_ones() ->
 def iam_user_keys(endpoint: str) -> tuple[str, str]:
     """A user allowed everything on S3, and its access key pair (the three calls moto
     takes unauthenticated in signature-verifying mode)."""
-    iam = boto3.client(
-        "iam",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
-    )
+    iam = boto3_client("iam", endpoint)
     iam.create_user(UserName="relay")
     policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*",'
     policy += '"Resource":"*"}]}'
