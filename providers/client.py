@@ -74,9 +74,10 @@ class PushClient:
         self._oauth: dict[tuple[str, ...], tuple[bytes, TokenCache]] = {}
         self.provider_tokens = apns.ProviderTokenCache(clock)
 
-    def pools(self) -> list[H2Pool]:
-        """Every pool opened so far."""
-        return list(self._pools.values())
+    def pools(self) -> list[tuple[str, H2Pool]]:
+        """Every pool opened so far, with what it reaches (``apns``, ``fcm``, ``hms``, or
+        ``token`` for OAuth token endpoints)."""
+        return [(key[0], pool) for key, pool in self._pools.items()]
 
     async def send(self, target: Target, message: PushMessage) -> Outcome:
         """Deliver ``message`` to ``target``; an expired provider token is renewed once."""

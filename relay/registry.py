@@ -16,6 +16,7 @@ from relay.crypto.sealing import Vault, new_key
 from relay.events.hub import Hub, LocalHub
 from relay.gateway.acks import AckBatcher
 from relay.gateway.session import Gateway, GatewayConfig
+from relay.observability.metrics import DatabaseMetrics
 from relay.services.api_keys import ApiKeyService
 from relay.services.attachments import AttachmentService
 from relay.services.backups import BackupService
@@ -142,6 +143,7 @@ def build_services(
     secrets; a random one when not given, as in tests; ``hub``: an in-process one when not
     given)."""
     hub = hub or LocalHub()
+    db.observer = DatabaseMetrics()
     blobs = blob_store(settings, blob_root)
     vault = Vault(push_key or new_key())
     wakeups = Wakeups(

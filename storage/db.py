@@ -33,11 +33,12 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy
 import trio
@@ -186,8 +187,20 @@ def _writer_file(database: str) -> int:
         return _writer_files[path]
 
 
+class DatabaseObserver(Protocol):
+    """What the database reports to whoever watches it (the server's metrics)."""
+
+    def waited(self, seconds: float) -> None:
+        """A call waited ``seconds`` (locks, limiter, thread start) before its work ran."""
+
+    def write_batch(self, units: int) -> None:
+        """The group-commit writer committed ``units`` units of work together."""
+
+
 class Database:
     """The engine plus the limiter that bounds how many threads use it at once."""
+
+    observer: DatabaseObserver | None = None
 
     def __init__(self, engine: Engine, *, max_concurrency: int) -> None:
         self.engine = engine
@@ -280,6 +293,7 @@ class Database:
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-write transaction, in one worker-thread hop."""
+        work = self._timed(work)
         if self._writer_lock is None:
             return await trio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
         async with self._writer_lock:
@@ -287,7 +301,22 @@ class Database:
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction, in one worker-thread hop."""
-        return await trio.to_thread.run_sync(self.read_sync, work, limiter=self._limiter)
+        return await trio.to_thread.run_sync(
+            self.read_sync, self._timed(work), limiter=self._limiter
+        )
+
+    def _timed(self, work: Callable[[Connection], T]) -> Callable[[Connection], T]:
+        """``work``, reporting to the observer how long it waited to start."""
+        observer = self.observer
+        if observer is None:
+            return work
+        called = time.perf_counter()
+
+        def timed(conn: Connection) -> T:
+            observer.waited(time.perf_counter() - called)
+            return work(conn)
+
+        return timed
 
     async def ping(self) -> bool:
         """``SELECT 1``; False on any storage error.

@@ -74,6 +74,7 @@ class GroupCommit:
         self, db: Database, *, read_only: bool = False, max_batch: int = 64, capacity: int = 1024
     ) -> None:
         self._db = db
+        self._read_only = read_only
         self._transaction = db.read if read_only else db.write
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Unit[Any]](capacity)
@@ -139,7 +140,8 @@ class GroupCommit:
                 batch.append(self._receive.receive_nowait())
             except trio.WouldBlock:
                 break
-
+        if self._db.observer is not None and not self._read_only:
+            self._db.observer.write_batch(len(batch))
         try:
             results = await self._transaction(partial(_run_units, units=batch))
         except Exception:

@@ -108,6 +108,11 @@ class ClientConnection:
             return 0
         return min(self._protocol.peer_max_concurrent_streams, self._max_streams) - self._reserved
 
+    @property
+    def in_use(self) -> int:
+        """Streams reserved by requests in flight."""
+        return self._reserved
+
     def reserve(self) -> None:
         """Take one stream for a request about to start."""
         self._reserved += 1

@@ -102,6 +102,11 @@ class H2Pool:
         """Connections currently open (including draining ones)."""
         return len(self._connections)
 
+    @property
+    def streams_in_use(self) -> int:
+        """Streams reserved by requests in flight, over every connection."""
+        return sum(connection.in_use for connection in self._connections)
+
     async def request(
         self,
         path: bytes,

@@ -13,6 +13,7 @@ It runs before routing, as the reference server's middleware stack does:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from hypercorn.typing import (
 from relay.api.asgi import respond
 from relay.api.routes import TABLE, Deadline, Tier
 from relay.config import Settings
+from relay.observability import metrics
 from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 from relay.services.shared_limits import SharedRateLimits
 from relay.transport.types import Headers
@@ -49,6 +51,8 @@ class RouteClass:
 
     tier: Tier | None
     timeout: float
+    route: str
+    """The route template (a bounded metrics label), ``unrouted`` for unknown paths."""
 
 
 class EdgePolicy:
@@ -65,10 +69,10 @@ class EdgePolicy:
             Deadline.GLOBAL: limit,
         }
         # Paths the table does not know (404s) get the global deadline and no tier.
-        self._unrouted = RouteClass(None, limit)
+        self._unrouted = RouteClass(None, limit, "unrouted")
         self._classes = {
             # Keyed by path: a str hashes once, a Route (tuples) on every lookup.
-            route.path: RouteClass(route.tier, deadlines[route.deadline])
+            route.path: RouteClass(route.tier, deadlines[route.deadline], route.path)
             for route in TABLE
         }
         self._quotas = {
@@ -151,20 +155,26 @@ class EdgeMiddleware:
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        arrived = time.perf_counter()
         headers = scope["headers"]
         request_id = request_id_of(headers)
         route = self.policy.classify(scope["path"])
         wait = await self._admit(route.tier, scope["client"], headers)
         if wait is not None:
+            assert route.tier is not None
+            metrics.RATE_LIMITED.labels(route.tier.value).inc()
             await respond(send, 429, *too_many_requests(wait, request_id))
+            _observe(scope["method"], route.route, 429, arrived)
             return
 
         started = False
+        status = 0
 
         async def send_with_request_id(message: ASGISendEvent) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message = {
                     "type": "http.response.start",
                     "status": message["status"],
@@ -173,10 +183,25 @@ class EdgeMiddleware:
                 }
             await send(message)
 
-        with trio.move_on_after(route.timeout) as deadline:
-            await self.app(scope, receive, send_with_request_id)
-        if deadline.cancelled_caught and not started:
-            await respond(send, 408, b"", [(b"x-request-id", request_id)])
+        try:
+            with trio.move_on_after(route.timeout) as deadline:
+                await self.app(scope, receive, send_with_request_id)
+            if deadline.cancelled_caught and not started:
+                await respond(send, 408, b"", [(b"x-request-id", request_id)])
+                status = 408
+        finally:
+            if status:
+                _observe(scope["method"], route.route, status, arrived)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _observe(method: str, route: str, status: int, arrived: float) -> None:
+    # A client chooses the method: anything else is one label value, not one each.
+    method = method if method in _METHODS else "other"
+    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - arrived)
 
 
 def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes:

@@ -1,4 +1,5 @@
-"""The management port: ``GET /livez`` and ``GET /readyz``, as a bare ASGI app.
+"""The management port: ``GET /livez``, ``GET /readyz`` and ``GET /metrics``
+(Prometheus), as a bare ASGI app.
 
 No auth, no rate limit, no request ids: it is meant for orchestrators on a private
 port, and it must keep answering when the API side is saturated.
@@ -11,6 +12,7 @@ import json
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from relay.api.asgi import respond
+from relay.observability.exposition import render
 from relay.services.health import HealthService
 
 
@@ -29,12 +31,15 @@ class ManagementApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        if path not in ("/livez", "/readyz"):
+        if path not in ("/livez", "/readyz", "/metrics"):
             await respond(send, 404, b"")
         elif method not in ("GET", "HEAD"):
             await respond(send, 405, b"", [(b"allow", b"GET,HEAD")])
         elif path == "/livez":
             await respond(send, 200, b"")
+        elif path == "/metrics":
+            body, content_type = render()
+            await respond(send, 200, body, [(b"content-type", content_type.encode())])
         else:
             report = await self._health.readiness()
             status = 200 if report["status"] == "ok" else 503

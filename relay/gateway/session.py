@@ -37,6 +37,7 @@ from relay import wire
 from relay.events.hub import Hub, Subscription
 from relay.gateway.acks import AckBatcher
 from relay.gateway.outbox import Outbox
+from relay.observability import metrics
 from relay.services.delivery import DeliveryService, PendingMessage
 from storage.errors import StorageError
 
@@ -84,6 +85,11 @@ class GatewayConfig:
     pre_key_debounce: float
     ping_interval: float
     ping_timeout: float
+
+
+def _taken_over(ending: _Ending) -> None:
+    metrics.GATEWAY_TAKEOVERS.inc()
+    ending.finish(_TAKEN_OVER_CLOSE)
 
 
 def envelope_bytes(message: PendingMessage) -> bytes:
@@ -151,13 +157,14 @@ class Gateway:
         """Run one session until the peer leaves, the device is taken over, or shutdown."""
         self.stats.sessions_open += 1
         self.stats.sessions_total += 1
+        metrics.GATEWAY_SESSIONS.inc()
         ending = _Ending()
         if self._shutting_down:
             ending.finish(_GOING_AWAY)
         self._endings.add(ending)
         try:
             with self._hub.subscribe(device_id) as subscription:
-                subscription.on_take_over = partial(ending.finish, _TAKEN_OVER_CLOSE)
+                subscription.on_take_over = partial(_taken_over, ending)
                 async with trio.open_nursery() as guard:
                     try:
                         await self._run(subscription, connection, ending, guard)
@@ -171,6 +178,7 @@ class Gateway:
         finally:
             self._endings.discard(ending)
             self.stats.sessions_open -= 1
+            metrics.GATEWAY_SESSIONS.dec()
 
     @staticmethod
     async def _abort_after_grace(connection: Connection) -> None:
@@ -252,6 +260,7 @@ class Gateway:
             ids = [raw for raw in acked if len(raw) == 16]
             if len(ids) < len(acked):
                 log.debug("ignoring %d malformed ids from %s", len(acked) - len(ids), device_id)
+            metrics.GATEWAY_ACKS.inc(len(ids))
             await self._acks.acknowledge(device_id, ids)
 
     async def _write(self, connection: Connection, outbox: Outbox) -> None:
@@ -262,6 +271,7 @@ class Gateway:
             finally:
                 outbox.written(frame)
             self.stats.frames_sent += 1
+            metrics.GATEWAY_FRAMES.inc()
 
     async def _pump(
         self,
@@ -301,6 +311,7 @@ class Gateway:
                 while frames:
                     await outbox.put(frames.pop(0))
                 self.stats.envelopes_sent += count
+                metrics.GATEWAY_ENVELOPES.inc(count)
                 if not more:
                     break
 

@@ -27,7 +27,7 @@ from relay.api.ops import ManagementApp
 from relay.app import create_api_app
 from relay.config import SettingError, Settings
 from relay.errors import InvalidInput
-from relay.process.workers import Worker, background_workers
+from relay.process.workers import Worker, background_workers, process_metrics
 from relay.registry import Services
 from relay.transport.listener import OpenConnections, serve_http
 
@@ -145,6 +145,7 @@ async def run_server(
                 services.writes.run,
                 services.reads.run,
                 services.powerauth.campaigns.run,
+                process_metrics(services),
             ]
             if primary:
                 tasks += background_workers(settings, services)

@@ -26,19 +26,23 @@ import dataclasses
 import logging
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 
 import trio
+from prometheus_client.multiprocess import mark_process_dead
 
 from relay.config import Settings
 from relay.events.hub import Hub, LocalHub
 from relay.events.peer_hub import PeerHub, bind_inbox, inbox_address
+from relay.observability.exposition import MULTIPROCESS_DIR
 from relay.process.logs import configure_logging
 from relay.process.runtime import Runtime, event_hub, open_database, prepare, run_with_services
 from relay.process.server import WorkerSlot, hypercorn_config, run_server
@@ -100,11 +104,15 @@ def serve_workers(settings: Settings) -> int:
         )
         for index, inbox in enumerate(inboxes)
     ]
+    # Each worker writes its metrics into this directory; /metrics sums them.
+    metrics_directory = tempfile.mkdtemp(prefix="relay-metrics-")
+    os.environ[MULTIPROCESS_DIR] = metrics_directory
     try:
         return trio.run(partial(_supervise, settings, plans, inboxes, api, management, group))
     finally:
         api.close()
         management.close()
+        shutil.rmtree(metrics_directory, ignore_errors=True)
 
 
 def _url(sock: socket.socket) -> str:
@@ -200,6 +208,8 @@ async def _supervise(
             elif ready:
                 log.info("worker %d restarted (pid %d)", slot.plan.index + 1, process.pid)
             code = await process.wait()
+            # Its gauges of live things (sessions, connections) no longer count.
+            mark_process_dead(process.pid, os.environ[MULTIPROCESS_DIR])  # type: ignore[no-untyped-call]
             assert process.stdin is not None
             await process.stdin.aclose()
             if stopping.is_set():

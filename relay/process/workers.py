@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
 from relay.config import Settings
+from relay.observability import metrics
 from relay.registry import Services
 from storage.errors import StorageError
 
@@ -25,6 +27,8 @@ _BACKUP_RESET_BATCH = 50
 # Often enough that the write-ahead log stays a few MB under load, so commits almost
 # never reach SQLite's own checkpoint mark (see storage.db).
 _WAL_CHECKPOINT_INTERVAL_SECS = 1.0
+# Gauges read off the services (pools, breakers, the push queue's backlog).
+_METRICS_SAMPLE_SECS = 5.0
 
 
 def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) -> Worker:
@@ -42,6 +46,26 @@ def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) 
                 log.warning("%s failed, retrying next round: %s", name, error)
 
     return worker
+
+
+def process_metrics(services: Services) -> Worker:
+    """This process's gauges read off its services: provider pools and removal
+    breakers (every process has its own)."""
+
+    async def sample() -> None:
+        for provider, (connections, streams) in services.push.sender.pool_usage().items():
+            metrics.PROVIDER_CONNECTIONS.labels(provider).set(connections)
+            metrics.PROVIDER_STREAMS.labels(provider).set(streams)
+        for app, held in services.push.breaker.held().items():
+            metrics.PUSH_BREAKER_OPEN.labels(app).set(1 if held else 0)
+
+    return periodic("metrics sampling", _METRICS_SAMPLE_SECS, sample)
+
+
+async def _sample_push_queue(services: Services) -> None:
+    depth, oldest_due_age = await services.push.queue.backlog()
+    metrics.PUSH_QUEUE_DEPTH.set(depth)
+    metrics.PUSH_QUEUE_OLDEST_DUE_AGE.set(oldest_due_age)
 
 
 def background_workers(settings: Settings, services: Services) -> list[Worker]:
@@ -82,6 +106,10 @@ def background_workers(settings: Settings, services: Services) -> list[Worker]:
         ),
         periodic("backup cleanup", settings.backup_cleanup_interval_secs, backup_cleanup),
     ]
+    workers.append(
+        # The queue is shared: the process doing the periodic work samples it.
+        periodic("push queue metrics", _METRICS_SAMPLE_SECS, partial(_sample_push_queue, services))
+    )
     if not services.db.is_postgresql:
         workers.append(
             periodic("WAL checkpoint", _WAL_CHECKPOINT_INTERVAL_SECS, services.db.checkpoint)

@@ -9,6 +9,7 @@ from functools import partial
 
 from sqlalchemy.engine import Connection
 
+from relay.observability import metrics
 from relay.services.push.wakeups import Wakeups
 from storage.db import Database
 from storage.group_commit import GroupCommit
@@ -56,7 +57,7 @@ class DeliveryService:
         their pending wake-ups are cancelled with it."""
 
         def delete(conn: Connection) -> None:
-            messages.delete_acknowledged(conn, batch)
+            metrics.MESSAGES_DELETED.inc(messages.delete_acknowledged(conn, batch))
             self._wakeups.cancel(conn, devices)
 
         await self._db.write(delete)

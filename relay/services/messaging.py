@@ -17,6 +17,7 @@ from obscura_proto.obscura.v1 import (
 from relay import wire
 from relay.errors import AuthenticationFailed, InvalidInput, PayloadTooLarge, RelayError
 from relay.events.hub import Hub
+from relay.observability import metrics
 from relay.services.parsing import parse_uuid
 from relay.services.principal import Principal
 from relay.services.push.wakeups import Wakeups
@@ -236,6 +237,7 @@ class MessagingService:
         woken = messages.insert_from_senders(
             conn, rows, created_at=now, expires_at=now + self._ttl_us
         )
+        metrics.MESSAGES_QUEUED.inc(len(rows))
         if woken and self._wakeups is not None:
             self._wakeups.schedule(conn, woken, now=now)
         idempotency.store_many(

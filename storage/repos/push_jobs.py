@@ -181,6 +181,19 @@ def cancel_wakeups(conn: Connection, device_ids: Sequence[uuid.UUID]) -> int:
     return result.rowcount
 
 
+def backlog(conn: Connection, *, now: int) -> tuple[int, int | None]:
+    """Pending jobs, and the earliest ``next_attempt_at`` among those due (None: none
+    due)."""
+    pending = push_jobs.c.state == JobState.PENDING
+    count = conn.execute(select(func.count()).select_from(push_jobs).where(pending)).scalar_one()
+    oldest = conn.execute(
+        select(func.min(push_jobs.c.next_attempt_at)).where(
+            pending, push_jobs.c.next_attempt_at <= now
+        )
+    ).scalar_one()
+    return int(count), None if oldest is None else int(oldest)
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """What one leasing round took."""

@@ -170,28 +170,28 @@ async def test_slow_body_gets_an_empty_408(relay: Listening) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "tier", "timeout"),
+    ("path", "tier", "timeout", "route"),
     [
-        ("/v1/users", Tier.AUTH, 7),
-        ("/v1/sessions", Tier.AUTH, 7),
-        ("/v1/sessions/refresh", Tier.AUTH, 7),
-        ("/v1/users/0d5f", Tier.STANDARD, 7),
-        ("/v1/devices", Tier.STANDARD, 7),
-        ("/v1/devices/keys", Tier.STANDARD, 7),
-        ("/v1/messages", Tier.STANDARD, 7),
-        ("/v1/gateway", Tier.STANDARD, 7),
-        ("/v1/gateway/ticket", Tier.STANDARD, 7),
-        ("/v1/push-tokens", Tier.STANDARD, 7),
-        ("/v1/attachments", None, 120),
-        ("/v1/attachments/0d5f", None, 120),
-        ("/v1/backup", None, 60),
-        ("/openapi.yaml", None, 600),
-        ("/elsewhere", None, 600),
+        ("/v1/users", Tier.AUTH, 7, "/v1/users"),
+        ("/v1/sessions", Tier.AUTH, 7, "/v1/sessions"),
+        ("/v1/sessions/refresh", Tier.AUTH, 7, "/v1/sessions/refresh"),
+        ("/v1/users/0d5f", Tier.STANDARD, 7, "/v1/users/{userId}"),
+        ("/v1/devices", Tier.STANDARD, 7, "/v1/devices"),
+        ("/v1/devices/keys", Tier.STANDARD, 7, "/v1/devices/keys"),
+        ("/v1/messages", Tier.STANDARD, 7, "/v1/messages"),
+        ("/v1/gateway", Tier.STANDARD, 7, "/v1/gateway"),
+        ("/v1/gateway/ticket", Tier.STANDARD, 7, "/v1/gateway/ticket"),
+        ("/v1/push-tokens", Tier.STANDARD, 7, "/v1/push-tokens"),
+        ("/v1/attachments", None, 120, "/v1/attachments"),
+        ("/v1/attachments/0d5f", None, 120, "/v1/attachments/{id}"),
+        ("/v1/backup", None, 60, "/v1/backup"),
+        ("/openapi.yaml", None, 600, "/openapi.yaml"),
+        ("/elsewhere", None, 600, "unrouted"),
     ],
 )
-def test_route_classes(path: str, tier: Tier | None, timeout: int) -> None:
+def test_route_classes(path: str, tier: Tier | None, timeout: int, route: str) -> None:
     policy = EdgePolicy(Settings(server_request_timeout_secs=7))
-    assert policy.classify(path) == RouteClass(tier, timeout)
+    assert policy.classify(path) == RouteClass(tier, timeout, route)
 
 
 def test_timeouts_never_exceed_the_global_one() -> None:

@@ -123,18 +123,21 @@ def serving(env: dict[str, str], *args: str, prefix: Sequence[str] = ()) -> Iter
 
 @contextmanager
 def relay_process(tmp_path: Path, database_url: str, **settings: str) -> Iterator[Serving]:
-    """``relay serve`` on the test database, unthrottled, with cheap password hashes."""
+    """``relay serve`` on the test database, unthrottled, with cheap password hashes
+    (``settings`` add to these or replace them)."""
+    defaults = {
+        "data_dir": str(tmp_path / "data"),
+        "database_url": database_url,
+        "auth_jwt_secret": TEST_JWT_SECRET,
+        "rate_limit_per_second": str(UNLIMITED),
+        "rate_limit_burst": str(UNLIMITED),
+        "rate_limit_auth_per_second": str(UNLIMITED),
+        "rate_limit_auth_burst": str(UNLIMITED),
+        "auth_password_hash_memory_kib": "64",
+        "auth_password_hash_iterations": "1",
+    }
     env = environment(
-        RELAY_DATA_DIR=str(tmp_path / "data"),
-        RELAY_DATABASE_URL=database_url,
-        RELAY_AUTH_JWT_SECRET=TEST_JWT_SECRET,
-        RELAY_RATE_LIMIT_PER_SECOND=str(UNLIMITED),
-        RELAY_RATE_LIMIT_BURST=str(UNLIMITED),
-        RELAY_RATE_LIMIT_AUTH_PER_SECOND=str(UNLIMITED),
-        RELAY_RATE_LIMIT_AUTH_BURST=str(UNLIMITED),
-        RELAY_AUTH_PASSWORD_HASH_MEMORY_KIB="64",
-        RELAY_AUTH_PASSWORD_HASH_ITERATIONS="1",
-        **{f"RELAY_{name.upper()}": value for name, value in settings.items()},
+        **{f"RELAY_{name.upper()}": value for name, value in {**defaults, **settings}.items()}
     )
     with serving(env) as server:
         yield server

@@ -13,7 +13,7 @@ import nacl.secret
 
 from storage.db import Database
 from tests.e2e.process import emulator_process, environment, relay_process, run_relay
-from tests.e2e.test_push_process import _configure, _push_settings, _received
+from tests.e2e.pushing import configure_wakeup_app, push_settings, received_by
 from tests.faces.zulipkit import (
     PUSH_KEY,
     call_endpoint,
@@ -41,8 +41,8 @@ async def test_keys_from_the_command_line_open_the_faces(
     assert run_relay("keys", "bouncer", "list", env=env).stdout.split() == [bouncer_public]
 
     with emulator_process("fcm", tmp_path / "fcm") as emulator:
-        _configure(tmp_path, database_url, emulator)
-        settings = {**_push_settings(emulator), "zulip_push_app": "relay"}
+        configure_wakeup_app(tmp_path, database_url, emulator)
+        settings = {**push_settings(emulator), "zulip_push_app": "relay"}
         with relay_process(tmp_path, database_url, **settings) as server:
             async with httpx.AsyncClient(base_url=server.api, timeout=30) as http:
                 headers = {"Authorization": f"Bearer {integrator_key}"}
@@ -87,10 +87,10 @@ async def test_keys_from_the_command_line_open_the_faces(
             assert result["result"] == "success", result
 
             async def both_sent() -> bool:
-                return len(await _received(emulator)) == 2
+                return len(await received_by(emulator)) == 2
 
             await until(both_sent, seconds=20)
-            first, second = await _received(emulator)
+            first, second = await received_by(emulator)
             assert first["token"] == "powerauth-phone"
             data = second["payload"]["data"]  # type: ignore[index]
             sealed = base64.b64decode(data["encrypted_data"])

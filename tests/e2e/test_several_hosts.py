@@ -31,7 +31,7 @@ from relay.crypto.sealing import new_key
 from tests.conftest import TEST_JWT_SECRET
 from tests.e2e.hosts import BRIDGE_ADDRESS, Network, forward, network
 from tests.e2e.process import Emulator, Serving, emulator_process, environment, run_relay, serving
-from tests.e2e.test_push_process import _received
+from tests.e2e.pushing import received_by
 from tests.faces.conftest import call, error_of
 from tests.factories import Device, new_device
 from tests.messaging import numbered, receive_envelopes, send_numbered
@@ -360,7 +360,7 @@ async def test_a_campaign_is_sent_by_every_host_each_device_once(
     finally:
         for client in hosts:
             await client.aclose()
-    received = [item for item in await _received(fcm) if item["token"] in set(tokens)]
+    received = [item for item in await received_by(fcm) if item["token"] in set(tokens)]
     assert sorted(item["token"] for item in received) == tokens  # each device exactly once
     senders = {item["peer"] for item in received}
     assert senders == {cluster.network.address(i) for i in range(HOSTS)}

@@ -76,6 +76,15 @@ class RemovalBreaker:
                 self._config.cooldown_secs,
             )
 
+    def held(self) -> dict[str, bool]:
+        """Every app sent for so far (its id, ``none`` for app-less sends): whether its
+        token removal is held now."""
+        now = self._clock()
+        return {
+            "none" if app is None else str(app): now < window.open_until
+            for app, window in self._apps.items()
+        }
+
     def allows_removal(self, app: uuid.UUID | None) -> bool:
         """False while the app's breaker is open."""
         window = self._apps.get(app)

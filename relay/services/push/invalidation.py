@@ -14,6 +14,7 @@ from functools import partial
 import trio
 from sqlalchemy.engine import Connection
 
+from relay.observability import metrics
 from storage.db import Database
 from storage.errors import StorageError
 from storage.repos import push_registrations, push_tokens
@@ -81,6 +82,7 @@ class TokenInvalidator:
                 log.warning("could not remove %d dead push tokens: %s", len(batch), error)
                 continue
             self.removed += removed
+            metrics.PUSH_TOKENS_REMOVED.inc(removed)
             self.flushes += 1
             self._drained.set()
             self._drained = trio.Event()

@@ -11,7 +11,7 @@ import trio
 from providers.message import Environment, Platform, PushMessage
 from relay.services.push.e2ee import encrypted
 from storage.db import Database
-from storage.ids import now_us
+from storage.ids import MICROS_PER_SECOND, now_us
 from storage.repos import push_jobs
 from storage.repos.push_jobs import JobStatus, NewJob
 
@@ -60,6 +60,12 @@ class PushQueue:
         self._due = due
         self.max_attempts = max_attempts
         """Attempts a queued job gets."""
+
+    async def backlog(self) -> tuple[int, float]:
+        """Jobs waiting, and for how many seconds the longest-due one has been due."""
+        now = now_us()
+        count, oldest = await self._db.read(lambda conn: push_jobs.backlog(conn, now=now))
+        return count, 0.0 if oldest is None else (now - oldest) / MICROS_PER_SECOND
 
     def wake(self) -> None:
         """Look for due jobs now (after queueing in a transaction of one's own)."""

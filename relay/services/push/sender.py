@@ -17,6 +17,7 @@ import trio
 from providers.client import PushClient, Target
 from providers.message import Environment, Outcome, Platform, PushMessage
 from relay.crypto.sealing import SealingError
+from relay.observability import metrics
 from relay.services.push.apps import AppCredentials, AppService
 from relay.services.push.breaker import RemovalBreaker
 from relay.services.push.config import PushConfig
@@ -65,6 +66,16 @@ class PushSender:
         self._config = config
         self._client: PushClient | None = None
         self._ready = trio.Event()
+
+    def pool_usage(self) -> dict[str, tuple[int, int]]:
+        """Per provider, open connections and streams in use (empty until running)."""
+        usage: dict[str, tuple[int, int]] = {}
+        if self._client is None:
+            return usage
+        for key, pool in self._client.pools():
+            connections, streams = usage.get(key, (0, 0))
+            usage[key] = (connections + pool.connections, streams + pool.streams_in_use)
+        return usage
 
     @property
     def client(self) -> PushClient:
@@ -116,6 +127,7 @@ class PushSender:
             attempt=attempt,
             max_attempts=max_attempts,
             registered_before=registered_before,
+            provider=platform.value,
         )
 
     async def judge(
@@ -127,9 +139,11 @@ class PushSender:
         attempt: int,
         max_attempts: int,
         registered_before: int,
+        provider: str = "none",
     ) -> Decision:
         """Decide on ``outcome`` (:func:`relay.services.push.outcomes.decide`) with the app's
-        removal breaker, count the decision and hand its token removal to the invalidator."""
+        removal breaker, count the decision (``provider``: the platform sent to) and hand
+        its token removal to the invalidator."""
         reason = removal_reason(outcome)
         self._breaker.record(app_id, reason)
         decision = decide(
@@ -141,6 +155,12 @@ class PushSender:
             removal_allowed=reason is None or self._breaker.allows_removal(app_id),
         )
         self._stats.count(decision.effect)
+        metrics.PUSH_JOBS.labels(
+            "none" if app_id is None else str(app_id),
+            provider,
+            decision.effect.value,
+            outcome.verdict.value,
+        ).inc()
         if decision.removal is not None:
             await self._invalidator.add(decision.removal)
         return decision
