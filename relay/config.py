@@ -91,6 +91,13 @@ def _parse_key_map(text: str) -> str:
     return text
 
 
+def _parse_log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return value
+
+
 def _parse_log_level(text: str) -> str:
     upper = text.strip().upper()
     if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -118,6 +125,7 @@ def _setting(
     parse: Callable[[str], Any] | None = None,
     flags: Sequence[str] = (),
     secret: bool = False,
+    aliases: Sequence[str] = (),
 ) -> _T:
     """A setting: its default (typed, so mypy checks it against the field) and what
     the environment, the flags and the README table need to know."""
@@ -128,6 +136,7 @@ def _setting(
         "parse": parse,
         "flags": tuple(flags),
         "secret": secret,
+        "aliases": tuple(aliases),
     }
     result: _T = field(default=default, metadata=metadata)
     return result
@@ -157,9 +166,13 @@ class Settings:
     )
     auto_migrate: bool = _setting(True, "apply pending database migrations at start-up")
     log_level: str = _setting("INFO", "debug, info, warning or error", parse=_parse_log_level)
-    access_log: bool = _setting(
-        False, "log one line per HTTP request (message sends then skip the lean HTTP path)"
+    log_format: str = _setting(
+        "text",
+        "text or json (one JSON object per line)",
+        parse=_parse_log_format,
+        aliases=("OBSCURA_TELEMETRY_LOG_FORMAT",),
     )
+    access_log: bool = _setting(False, "log one line per HTTP request (method, route, status...)")
     ttl_days: int = _setting(30, "lifetime of messages and attachments, in days", minimum=0)
 
     # --- event bus (several hosts) ---------------------------------------------------------
@@ -456,11 +469,13 @@ class SettingSpec:
     minimum: float | None
     maximum: float | None
     secret: bool
+    aliases: tuple[str, ...] = ()
+    """Reference variables whose name is not ``OBSCURA_<SUFFIX>``."""
 
     @property
     def env_names(self) -> tuple[str, ...]:
-        """``RELAY_<SUFFIX>`` first, then the ``OBSCURA_<SUFFIX>`` alias."""
-        return tuple(prefix + self.suffix for prefix in ENV_PREFIXES)
+        """``RELAY_<SUFFIX>`` first, then the ``OBSCURA_<SUFFIX>`` alias, then others."""
+        return (*(prefix + self.suffix for prefix in ENV_PREFIXES), *self.aliases)
 
 
 def _specs() -> tuple[SettingSpec, ...]:
@@ -480,6 +495,7 @@ def _specs() -> tuple[SettingSpec, ...]:
                 minimum=meta["minimum"],
                 maximum=meta["maximum"],
                 secret=meta["secret"],
+                aliases=meta["aliases"],
             )
         )
     return tuple(specs)
@@ -533,7 +549,9 @@ def _check_consistency(settings: Settings) -> None:
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """``RELAY_*`` variables that match no setting (likely typos)."""
-    known = {spec.env_names[0] for spec in SETTINGS}
+    """``RELAY_*`` and ``OBSCURA_*`` variables that match no setting: typos, or settings
+    of the reference server this one does not support (such as
+    ``OBSCURA_TELEMETRY_OTLP_ENDPOINT``)."""
+    known = {name for spec in SETTINGS for name in spec.env_names}
     known |= {"RELAY_TEST_DATABASE_URL"}
-    return sorted(name for name in environ if name.startswith("RELAY_") and name not in known)
+    return sorted(name for name in environ if name.startswith(ENV_PREFIXES) and name not in known)

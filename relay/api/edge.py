@@ -32,6 +32,7 @@ from relay.api.asgi import respond
 from relay.api.routes import TABLE, Deadline, Tier
 from relay.config import Settings
 from relay.observability import metrics
+from relay.observability.requests import REQUEST_ID
 from relay.services.ratelimit import ClientIpResolver, GcraLimiter, Quota, retry_after_seconds
 from relay.services.shared_limits import SharedRateLimits
 from relay.transport.types import Headers
@@ -40,6 +41,7 @@ from storage.redis.client import RedisError
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
 
 log = logging.getLogger("relay.api")
+access = logging.getLogger("relay.access")
 
 # While Redis is away, one warning a minute says the limits are per process.
 _FALLBACK_WARNING_SECS = 60.0
@@ -83,6 +85,7 @@ class EdgePolicy:
         self._shared = shared
         self._fallback_warned_at: float | None = None
         self.resolver = ClientIpResolver(settings.server_trusted_proxies)
+        self.access_log = settings.access_log
 
     def classify(self, path: str) -> RouteClass:
         """The tier and timeout of a request path, from the route table."""
@@ -158,23 +161,37 @@ class EdgeMiddleware:
         arrived = time.perf_counter()
         headers = scope["headers"]
         request_id = request_id_of(headers)
+        serving = REQUEST_ID.set(request_id.decode("latin-1"))
+        try:
+            await self._serve(scope, receive, send, request_id, arrived)
+        finally:
+            REQUEST_ID.reset(serving)
+
+    async def _serve(
+        self,
+        scope: HTTPScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        request_id: bytes,
+        arrived: float,
+    ) -> None:
         route = self.policy.classify(scope["path"])
-        wait = await self._admit(route.tier, scope["client"], headers)
+        wait = await self._admit(route.tier, scope["client"], scope["headers"])
+        answered = _Answered(scope["method"], route.route, arrived, self.policy.access_log)
         if wait is not None:
             assert route.tier is not None
             metrics.RATE_LIMITED.labels(route.tier.value).inc()
-            await respond(send, 429, *too_many_requests(wait, request_id))
-            _observe(scope["method"], route.route, 429, arrived)
+            body, extra = too_many_requests(wait, request_id)
+            await respond(send, 429, body, extra)
+            answered.status, answered.bytes = 429, len(body)
+            answered.record()
             return
 
-        started = False
-        status = 0
-
         async def send_with_request_id(message: ASGISendEvent) -> None:
-            nonlocal started, status
-            if message["type"] == "http.response.start":
-                started = True
-                status = message["status"]
+            if message["type"] == "http.response.body":
+                answered.bytes += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                answered.status = message["status"]
                 message = {
                     "type": "http.response.start",
                     "status": message["status"],
@@ -186,22 +203,53 @@ class EdgeMiddleware:
         try:
             with trio.move_on_after(route.timeout) as deadline:
                 await self.app(scope, receive, send_with_request_id)
-            if deadline.cancelled_caught and not started:
+            if deadline.cancelled_caught and not answered.status:
                 await respond(send, 408, b"", [(b"x-request-id", request_id)])
-                status = 408
+                answered.status = 408
         finally:
-            if status:
-                _observe(scope["method"], route.route, status, arrived)
+            answered.record()
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def _observe(method: str, route: str, status: int, arrived: float) -> None:
-    # A client chooses the method: anything else is one label value, not one each.
-    method = method if method in _METHODS else "other"
-    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - arrived)
+@dataclass(slots=True)
+class _Answered:
+    """What the edge saw of one request's answer: counted in the metrics and, with the
+    access log on, written as its one ``relay.access`` line."""
+
+    method: str
+    route: str
+    arrived: float
+    log_it: bool
+    status: int = 0
+    bytes: int = 0
+
+    def record(self) -> None:
+        """Count (and log) the answer, if one was sent."""
+        if not self.status:
+            return  # the client left before any answer
+        # A client chooses the method: anything else is one label value, not one each.
+        method = self.method if self.method in _METHODS else "other"
+        seconds = time.perf_counter() - self.arrived
+        metrics.HTTP_REQUESTS.labels(method, self.route, str(self.status)).inc()
+        metrics.HTTP_DURATION.labels(method, self.route).observe(seconds)
+        if self.log_it:
+            access.info(
+                "%s %s %d %.1f ms %d bytes",
+                method,
+                self.route,
+                self.status,
+                seconds * 1000,
+                self.bytes,
+                extra={
+                    "method": method,
+                    "route": self.route,
+                    "status": self.status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "bytes": self.bytes,
+                },
+            )
 
 
 def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes:

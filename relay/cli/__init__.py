@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     for name in unknown_variables(os.environ):
-        log.warning("ignoring unknown setting %s", name)
+        log.warning("ignoring %s: not a setting of this server", name)
     from storage.errors import StorageError
 
     try:

@@ -67,7 +67,7 @@ def hypercorn_config(settings: Settings, port: int) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [_bind(settings.server_host, port)]
     config.graceful_timeout = float(settings.server_shutdown_timeout_secs)
-    config.accesslog = "-" if settings.access_log else None
+    config.accesslog = None  # the edge writes the access log (relay.access), once
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
     return config
@@ -168,8 +168,7 @@ async def run_server(
                         OpenConnections(),
                         shutdown_trigger=shutdown.wait,
                         interceptor=api.gateway,
-                        # The access log is hypercorn's: with it on, it sees every request.
-                        lean_routes=frozenset() if settings.access_log else api.lean_routes,
+                        lean_routes=api.lean_routes,
                     )
                 )
                 management_url = None

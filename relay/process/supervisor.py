@@ -293,7 +293,7 @@ def worker_main() -> int:
     plan: WorkerPlan = pickle.load(sys.stdin.buffer)  # noqa: S301 (our own parent wrote it)
     # The supervisor has brought the schema up to date.
     settings = dataclasses.replace(plan.settings, auto_migrate=False)
-    configure_logging(settings)
+    configure_logging(settings, worker=plan.index + 1)
     inbox = socket.socket(fileno=plan.inbox_fd)
     hub: Hub
     if settings.pubsub_url:
