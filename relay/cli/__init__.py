@@ -25,6 +25,7 @@ from relay.cli.apps import APPS
 from relay.cli.bench import BENCH
 from relay.cli.command import Command, setting_values
 from relay.cli.emulator import EMULATOR
+from relay.cli.failures import explain
 from relay.cli.keys import KEYS
 from relay.cli.server import MIGRATE, SERVE
 from relay.config import SettingError, load_settings, unknown_variables
@@ -68,9 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return command.run(args, settings)
-    except SettingError as error:
-        print(f"relay: configuration error: {error}", file=sys.stderr)
-        return 2
-    except StorageError as error:
-        print(f"relay: database error: {error}", file=sys.stderr)
-        return 1
+    except (SettingError, StorageError, OSError, ExceptionGroup) as error:
+        explained = explain(error, settings)
+        if explained is None:
+            raise
+        log.debug("%s", explained.message, exc_info=error)
+        print(f"relay: {explained.message}", file=sys.stderr)
+        return explained.status

@@ -140,14 +140,21 @@ def prepare(settings: Settings) -> Runtime:
     check_push_ca_file(settings)
     data_dir = Path(settings.data_dir).expanduser().resolve()
     blob_root = data_dir / "blobs"
-    blob_root.mkdir(parents=True, exist_ok=True)
-    return Runtime(
-        data_dir=data_dir,
-        blob_root=blob_root,
-        database_url=database_url(settings, data_dir),
-        jwt_secret=resolve_jwt_secret(settings, data_dir),
-        push_key=resolve_push_key(settings, data_dir),
-    )
+    try:
+        blob_root.mkdir(parents=True, exist_ok=True)
+        return Runtime(
+            data_dir=data_dir,
+            blob_root=blob_root,
+            database_url=database_url(settings, data_dir),
+            jwt_secret=resolve_jwt_secret(settings, data_dir),
+            push_key=resolve_push_key(settings, data_dir),
+        )
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SettingError(
+            f"RELAY_DATA_DIR: cannot use {data_dir} ({reason}: {error.filename}); set "
+            "RELAY_DATA_DIR (--data-dir) to a directory this user can create and write"
+        ) from error
 
 
 def open_database(settings: Settings, runtime: Runtime) -> Database:
