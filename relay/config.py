@@ -60,6 +60,20 @@ def _parse_networks(text: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _parse_origins(text: str) -> tuple[str, ...]:
+    origins = []
+    for item in text.split(","):
+        origin = item.strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and (
+            not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]
+        ):
+            raise ValueError(f"{origin!r} is not an origin (scheme://host[:port]) or *")
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _parse_environment(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("development", "production"):
@@ -238,6 +252,11 @@ class Settings:
         "comma-separated CIDRs whose X-Forwarded-For is trusted",
         parse=_parse_networks,
         flags=("--trusted-proxies",),
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        (),
+        "comma-separated origins allowed to call the API from a browser, or * (empty: off)",
+        parse=_parse_origins,
     )
 
     # --- authentication ------------------------------------------------------------------

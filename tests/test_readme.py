@@ -16,7 +16,7 @@ ROWS = {
 
 def _shown(default: object) -> str:
     if isinstance(default, tuple):
-        return "`" + ",".join(str(item) for item in default) + "`"
+        return "`" + ",".join(str(item) for item in default) + "`" if default else "(none)"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
     return "(none)" if default is None else f"`{default}`"

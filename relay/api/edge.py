@@ -29,6 +29,7 @@ from hypercorn.typing import (
 )
 
 from relay.api.asgi import respond
+from relay.api.cors import CorsPolicy, is_preflight, origin_of
 from relay.api.routes import TABLE, Deadline, Tier
 from relay.config import Settings
 from relay.observability import metrics
@@ -86,6 +87,7 @@ class EdgePolicy:
         self._fallback_warned_at: float | None = None
         self.resolver = ClientIpResolver(settings.server_trusted_proxies)
         self.access_log = settings.access_log
+        self.cors = CorsPolicy(settings.cors_origins)
 
     def classify(self, path: str) -> RouteClass:
         """The tier and timeout of a request path, from the route table."""
@@ -176,13 +178,21 @@ class EdgeMiddleware:
         arrived: float,
     ) -> None:
         route = self.policy.classify(scope["path"])
-        wait = await self._admit(route.tier, scope["client"], scope["headers"])
         answered = _Answered(scope["method"], route.route, arrived, self.policy.access_log)
+        cors = self.policy.cors
+        origin = origin_of(scope["headers"]) if cors.enabled else None
+        if origin is not None and is_preflight(scope["method"], scope["headers"]):
+            answered.status, grants = cors.preflight(origin)
+            await respond(send, answered.status, b"", [*grants, (b"x-request-id", request_id)])
+            answered.record()
+            return
+        granted = cors.response_headers(origin)
+        wait = await self._admit(route.tier, scope["client"], scope["headers"])
         if wait is not None:
             assert route.tier is not None
             metrics.RATE_LIMITED.labels(route.tier.value).inc()
             body, extra = too_many_requests(wait, request_id)
-            await respond(send, 429, body, extra)
+            await respond(send, 429, body, [*extra, *granted])
             answered.status, answered.bytes = 429, len(body)
             answered.record()
             return
@@ -195,7 +205,7 @@ class EdgeMiddleware:
                 message = {
                     "type": "http.response.start",
                     "status": message["status"],
-                    "headers": [*message["headers"], (b"x-request-id", request_id)],
+                    "headers": [*message["headers"], (b"x-request-id", request_id), *granted],
                     "trailers": message.get("trailers", False),
                 }
             await send(message)
@@ -204,7 +214,7 @@ class EdgeMiddleware:
             with trio.move_on_after(route.timeout) as deadline:
                 await self.app(scope, receive, send_with_request_id)
             if deadline.cancelled_caught and not answered.status:
-                await respond(send, 408, b"", [(b"x-request-id", request_id)])
+                await respond(send, 408, b"", [(b"x-request-id", request_id), *granted])
                 answered.status = 408
         finally:
             answered.record()

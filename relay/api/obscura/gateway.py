@@ -23,6 +23,7 @@ import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from relay.api.asgi import is_websocket_upgrade, respond
+from relay.api.cors import origin_of
 from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
 from relay.api.outages import unavailable_raw
 from relay.api.routes import TABLE, Served
@@ -70,6 +71,9 @@ class GatewayInterceptor:
         headers = list(request.extra_headers)
         request_id = request_id_of(headers)
         tagged = [(b"x-request-id", request_id)]
+        if not self._edge.cors.upgrade_allowed(origin_of(headers)):
+            await websocket.reject(403, [*_TEXT, *tagged], b"Origin not allowed")
+            return
         host = None if peer is None else peer[0]
         path, _, query = request.target.partition("?")
         tier = self._edge.classify(path).tier
