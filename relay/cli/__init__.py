@@ -4,6 +4,8 @@
 ``relay migrate``   bring the database schema up to date and exit
 ``relay apps``      manage push apps and their provider credentials
 ``relay keys``      integrator keys (PowerAuth API) and Zulip bouncer key pairs
+``relay backup``    copy the data (SQLite database, blobs, generated secrets) while serving
+``relay restore``   restore a backup into a new data directory
 ``relay emulator``  run a local APNs, FCM or HMS emulator (tests, benchmarks)
 ``relay bench``     run a benchmark scenario and write its report to bench-results/
 
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 
 from relay import __version__
 from relay.cli.apps import APPS
+from relay.cli.backup import BACKUP, RESTORE
 from relay.cli.bench import BENCH
 from relay.cli.command import Command, setting_values
 from relay.cli.emulator import EMULATOR
@@ -36,7 +39,7 @@ from relay.process.logs import configure_logging
 
 log = logging.getLogger("relay")
 
-COMMANDS: tuple[Command, ...] = (SERVE, MIGRATE, APPS, KEYS, BENCH, EMULATOR)
+COMMANDS: tuple[Command, ...] = (SERVE, MIGRATE, APPS, KEYS, BACKUP, RESTORE, BENCH, EMULATOR)
 
 
 def parser() -> argparse.ArgumentParser:
