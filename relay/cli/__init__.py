@@ -44,7 +44,9 @@ COMMANDS: tuple[Command, ...] = (SERVE, MIGRATE, APPS, KEYS, BACKUP, RESTORE, BE
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    top = argparse.ArgumentParser(prog="relay", description=(__doc__ or "").splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="relay", description="A zero-knowledge message relay and push gateway."
+    )
     top.add_argument("--version", action="version", version=f"relay {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
     for command in COMMANDS:

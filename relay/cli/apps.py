@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay.cli.admin import open_store, run_admin
-from relay.cli.command import Command, add_setting_flags, required
+from relay.cli.command import Command, add_store_flags, iso_time, required
 from relay.config import Settings
 
 _FILES = ("key_file", "service_account", "client_secret_file")
@@ -49,29 +49,34 @@ def _add_arguments(apps: argparse.ArgumentParser) -> None:
     ):
         action = actions.add_parser(name, help=text)
         if name != "list":
-            action.add_argument("name")
-        add_setting_flags(action)
+            action.add_argument("name", help="the app's name (PowerAuth appId)")
+        add_store_flags(action)
     apns = actions.add_parser("set-apns", help="token-based APNs credentials (.p8 key)")
-    apns.add_argument("name")
+    apns.add_argument("name", help="the app's name")
     apns.add_argument("--key-file", required=True, help="the .p8 signing key")
-    apns.add_argument("--key-id", required=True)
-    apns.add_argument("--team-id", required=True)
+    apns.add_argument("--key-id", required=True, help="the key's 10-character id")
+    apns.add_argument("--team-id", required=True, help="the Apple developer team id")
     apns.add_argument("--bundle-id", required=True, help="the apns-topic")
-    apns.add_argument("--environment", default="production", choices=("production", "development"))
+    apns.add_argument(
+        "--environment",
+        default="production",
+        choices=("production", "development"),
+        help="the APNs environment of tokens that do not say (default: production)",
+    )
     fcm = actions.add_parser("set-fcm", help="FCM HTTP v1 credentials (service account)")
-    fcm.add_argument("name")
+    fcm.add_argument("name", help="the app's name")
     fcm.add_argument("--service-account", required=True, help="service-account JSON file")
     fcm.add_argument("--package-name", default=None, help="the Android app's package name")
     hms = actions.add_parser("set-hms", help="HMS Push Kit credentials (OAuth client)")
-    hms.add_argument("name")
-    hms.add_argument("--app-id", required=True)
+    hms.add_argument("name", help="the app's name")
+    hms.add_argument("--app-id", required=True, help="the HMS app id (OAuth client id)")
     hms.add_argument("--client-secret-file", required=True, help="file holding the secret")
-    hms.add_argument("--project-id", default=None)
+    hms.add_argument("--project-id", default=None, help="the HMS project id, if any")
     remove = actions.add_parser("remove", help="remove one provider's credentials")
-    remove.add_argument("name")
-    remove.add_argument("platform", choices=("apns", "fcm", "hms"))
+    remove.add_argument("name", help="the app's name")
+    remove.add_argument("platform", choices=("apns", "fcm", "hms"), help="the provider")
     for action in (apns, fcm, hms, remove):
-        add_setting_flags(action)
+        add_store_flags(action)
 
 
 def _run(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -97,12 +102,20 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
                 print(f"{app.name}\t{app.id}\t{','.join(sorted(app.providers)) or '-'}")
         elif options.action == "create":
             print((await apps.create(name)).id)
+            print(f"created app {name!r}", file=sys.stderr)
         elif options.action == "show":
             app = await apps.get(name)
-            shown = {"id": str(app.id), "name": app.name, "providers": app.providers}
+            shown = {
+                "id": str(app.id),
+                "name": app.name,
+                "providers": app.providers,
+                "created": iso_time(app.created_at),
+                "updated": iso_time(app.updated_at),
+            }
             print(json.dumps(shown, indent=2))
         elif options.action == "delete":
             await apps.delete(name)
+            print(f"deleted app {name!r} with its credentials and queued pushes")
         elif options.action == "set-apns":
             await apps.set_apns(
                 name,
@@ -125,6 +138,10 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
             platform = Platform(options.platform)
             if not await apps.remove_credentials(name, platform):
                 raise NotFound(f"app {name!r} has no {platform.value} credentials")
+            print(f"removed the {platform.value} credentials of app {name!r}")
+        if options.action.startswith("set-"):
+            provider = options.action.removeprefix("set-").upper()
+            print(f"set the {provider} credentials of app {name!r} (stored sealed)")
 
     return run_admin(db, run)
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from relay.cli.command import Command, add_setting_flags, required
+from relay.cli.command import Command, add_store_flags, required
 from relay.config import Settings
 
 
 def _add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("destination", help="a new (or empty) directory for the backup")
-    add_setting_flags(parser)
+    add_store_flags(parser)
 
 
 def _add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a directory written by relay backup")
-    add_setting_flags(parser)
+    add_store_flags(parser)
 
 
 def _describe(verb: str, report: object) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from relay.config import SETTINGS, Settings
+from relay.config import SETTINGS, Settings, SettingSpec
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,12 @@ class Command:
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """Every setting as a flag (``relay serve --help`` lists them with their variables)."""
+    _add_flags(parser, SETTINGS)
+
+
+def _add_flags(parser: argparse.ArgumentParser, specs: Sequence[SettingSpec]) -> None:
     group = parser.add_argument_group("settings (flag, then RELAY_*, then OBSCURA_*)")
-    for spec in SETTINGS:
+    for spec in specs:
         default = "hidden" if spec.secret else spec.default
         if isinstance(default, tuple):
             default = ",".join(str(item) for item in default)
@@ -41,6 +45,17 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+# What the admin commands need of the settings as flags: where the data is. The rest
+# (the push-credentials key, say) they read from the environment like the server.
+STORE_SETTINGS = ("data_dir", "database_url", "blob_store")
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """Only the settings that say where the data is (``--data-dir``, ``--database-url``,
+    ``--blob-store``): the admin commands do not serve."""
+    _add_flags(parser, [spec for spec in SETTINGS if spec.name in STORE_SETTINGS])
+
+
 def setting_values(args: argparse.Namespace) -> dict[str, str]:
     """The settings given as flags."""
     given = vars(args)
@@ -51,3 +66,10 @@ def required(settings: Settings | None) -> Settings:
     """The settings of a command that takes them."""
     assert settings is not None, "this command takes settings"
     return settings
+
+
+def iso_time(timestamp_us: int) -> str:
+    """A stored timestamp (µs since the epoch) as ISO 8601 in UTC."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp_us / 1_000_000, UTC).isoformat(timespec="seconds")

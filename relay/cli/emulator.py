@@ -42,7 +42,7 @@ class EmulatorOptions:
 
 
 def _add_arguments(emulator: argparse.ArgumentParser) -> None:
-    emulator.add_argument("kind", choices=("apns", "fcm", "hms"))
+    emulator.add_argument("kind", choices=("apns", "fcm", "hms"), help="the provider to emulate")
     emulator.add_argument("--port", type=int, required=True, help="TCP port (0: pick one)")
     emulator.add_argument(
         "--host", default="127.0.0.1", help="address to bind (loopback, or a test network's)"

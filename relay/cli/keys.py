@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 
 from relay.cli.admin import open_store, run_admin
-from relay.cli.command import Command, add_setting_flags, required
+from relay.cli.command import Command, add_store_flags, iso_time, required
 from relay.config import Settings
 
 
@@ -30,18 +30,18 @@ class KeysOptions:
 def _add_arguments(keys: argparse.ArgumentParser) -> None:
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create an integrator key (printed once)")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, help="what the key is for (shown in lists)")
     listing = actions.add_parser("list", help="list integrator keys by name")
     revoke = actions.add_parser("revoke", help="revoke an integrator key")
-    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--name", required=True, help="the key's name")
     bouncer = actions.add_parser("bouncer", help="Zulip bouncer registration-encryption keys")
     pairs = bouncer.add_subparsers(dest="bouncer_action", required=True)
     add = pairs.add_parser("add", help="generate a key pair; prints its public key")
     pair_list = pairs.add_parser("list", help="list the stored public keys")
     remove = pairs.add_parser("remove", help="retire a key pair")
-    remove.add_argument("public_key")
+    remove.add_argument("public_key", help="the public key, as listed")
     for action in (create, listing, revoke, add, pair_list, remove):
-        add_setting_flags(action)
+        add_store_flags(action)
 
 
 def _run(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -61,9 +61,10 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
             print("(shown once: only its digest is stored)", file=sys.stderr)
         elif options.action == "list":
             for item in await integrators.all():
-                print(f"{item.name}\t{item.created_at}")
+                print(f"{item.name}\t{iso_time(item.created_at)}")
         elif options.action == "revoke":
             await integrators.revoke(str(options.name))
+            print(f"revoked integrator key {options.name!r}")
         elif options.bouncer_action == "add":
             print(await bouncer.add())
         elif options.bouncer_action == "list":
@@ -71,6 +72,7 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
                 print(public)
         else:
             await bouncer.remove(str(options.public_key))
+            print(f"retired bouncer key {options.public_key}")
 
     return run_admin(db, run)
 

@@ -3,6 +3,7 @@ options."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 from relay.cli import COMMANDS, main, parser
 from relay.cli.apps import AppsOptions
+from relay.cli.command import iso_time
 from relay.cli.keys import KeysOptions
 
 
@@ -70,3 +72,43 @@ def test_the_command_line_does_not_load_the_server_stack() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+def _parsers(
+    top: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every parser under ``top`` with the words that reach it."""
+    found = [(" ".join(path) or "relay", top)]
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _parsers(sub, (*path, name))
+    return found
+
+
+def test_every_option_has_help_and_no_markup() -> None:
+    for words, command in _parsers(parser()):
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            assert action.help, f"relay {words}: {action.dest} has no help"
+        text = command.format_help()
+        for markup in ("``", ":class:", ":func:", ":mod:", ":meth:"):
+            assert markup not in text, f"relay {words} --help shows {markup}"
+
+
+@pytest.mark.parametrize(
+    "words", [["apps", "list"], ["apps", "set-fcm"], ["keys", "create"], ["backup"], ["restore"]]
+)
+def test_admin_commands_take_only_where_the_data_is(words: list[str]) -> None:
+    command = dict(_parsers(parser()))[" ".join(words)]
+    flags = {flag for action in command._actions for flag in action.option_strings}
+    assert {"--data-dir", "--database-url"} <= flags
+    assert "--server-port" not in flags
+    assert "--rate-limit-burst" not in flags
+    serve = dict(_parsers(parser()))["serve"]
+    assert "--server-port" in {f for a in serve._actions for f in a.option_strings}
+
+
+def test_stored_times_print_as_iso_8601() -> None:
+    assert iso_time(1_765_000_000_123_456) == "2025-12-06T05:46:40+00:00"
