@@ -4,6 +4,7 @@
 ``relay migrate``   bring the database schema up to date and exit
 ``relay apps``      manage push apps and their provider credentials
 ``relay keys``      integrator keys (PowerAuth API) and Zulip bouncer key pairs
+``relay push``      recent push jobs; one test notification and the provider's verdict
 ``relay backup``    copy the data (SQLite database, blobs, generated secrets) while serving
 ``relay restore``   restore a backup into a new data directory
 ``relay emulator``  run a local APNs, FCM or HMS emulator (tests, benchmarks)
@@ -30,6 +31,7 @@ from relay.cli.command import Command, setting_values
 from relay.cli.emulator import EMULATOR
 from relay.cli.failures import explain
 from relay.cli.keys import KEYS
+from relay.cli.push import PUSH
 from relay.cli.server import MIGRATE, SERVE
 from relay.config import SettingError, load_settings, unknown_variables
 from relay.process.logs import configure_logging
@@ -39,7 +41,17 @@ from relay.process.logs import configure_logging
 
 log = logging.getLogger("relay")
 
-COMMANDS: tuple[Command, ...] = (SERVE, MIGRATE, APPS, KEYS, BACKUP, RESTORE, BENCH, EMULATOR)
+COMMANDS: tuple[Command, ...] = (
+    SERVE,
+    MIGRATE,
+    APPS,
+    KEYS,
+    PUSH,
+    BACKUP,
+    RESTORE,
+    BENCH,
+    EMULATOR,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -128,6 +128,87 @@ def enqueue(
     return ids
 
 
+def record_finished(
+    conn: Connection,
+    jobs: Sequence[tuple[NewJob, JobState, str | None]],
+    *,
+    now: int,
+    max_attempts: int,
+) -> None:
+    """Record deliveries already attempted once (synchronous sends): their final state
+    and reason, so that they are listed like queued ones."""
+    rows = [
+        {
+            "id": uuid7(),
+            "app_id": job.app_id,
+            "device_id": None,
+            "platform": job.platform,
+            "environment": job.environment,
+            "token": job.token,
+            "message": job.message,
+            "coalesce_key": None,
+            "campaign_id": job.campaign_id,
+            "state": state,
+            "attempts": 1,
+            "max_attempts": max_attempts,
+            "next_attempt_at": now,
+            "lease": None,
+            "expires_at": job.expires_at,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for job, state, reason in jobs
+    ]
+    if rows:
+        conn.execute(push_jobs.insert(), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job as an operator sees it."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID | None
+    platform: str | None
+    token: str | None
+    state: str
+    attempts: int
+    reason: str | None
+    created_at: int
+    updated_at: int
+
+
+def recent(
+    conn: Connection,
+    *,
+    app_id: uuid.UUID | None = None,
+    failed_only: bool = False,
+    since: int | None = None,
+    limit: int = 100,
+) -> list[JobRecord]:
+    """The most recently updated jobs, newest first (wake-ups of devices included)."""
+    query = select(
+        push_jobs.c.id,
+        push_jobs.c.app_id,
+        push_jobs.c.platform,
+        push_jobs.c.token,
+        push_jobs.c.state,
+        push_jobs.c.attempts,
+        push_jobs.c.reason,
+        push_jobs.c.created_at,
+        push_jobs.c.updated_at,
+    )
+    if app_id is not None:
+        query = query.where(push_jobs.c.app_id == app_id)
+    if failed_only:
+        query = query.where(push_jobs.c.state == JobState.FAILED)
+    if since is not None:
+        query = query.where(push_jobs.c.updated_at >= since)
+    query = query.order_by(push_jobs.c.updated_at.desc(), push_jobs.c.id.desc()).limit(limit)
+    return [JobRecord(*row) for row in conn.execute(query)]
+
+
 def schedule_wakeups(
     conn: Connection,
     device_ids: Sequence[uuid.UUID],

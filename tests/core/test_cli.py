@@ -32,7 +32,17 @@ def test_each_command_group_parses_into_its_command(argv: list[str]) -> None:
 
 def test_every_command_is_reachable() -> None:
     names = [command.name for command in COMMANDS]
-    assert names == ["serve", "migrate", "apps", "keys", "backup", "restore", "bench", "emulator"]
+    assert names == [
+        "serve",
+        "migrate",
+        "apps",
+        "keys",
+        "push",
+        "backup",
+        "restore",
+        "bench",
+        "emulator",
+    ]
 
 
 def test_apps_options_are_typed() -> None:

@@ -118,3 +118,39 @@ class PushStats:
                 self.removals += 1
             elif effect is Effect.REMOVAL_HELD:
                 self.removals_held += 1
+
+
+_WARNED = frozenset({Effect.FAILED, Effect.GAVE_UP, Effect.REMOVAL_HELD})
+
+
+class OutcomeWarnings:
+    """One warning per (app, provider, kind of failure) per ``interval`` seconds, with
+    how many there were: credential errors, provider refusals, give-ups and transport
+    failures (retried ones included: a broken certificate chain is an operator's problem
+    long before the give-up). Sans-IO: :meth:`note` returns the line to log, if any."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._since: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+    def note(
+        self, app: str, provider: str, outcome: Outcome, effect: Effect, now: float
+    ) -> str | None:
+        """Count one decision; the warning to log now, or None."""
+        transport = outcome.reason.startswith("transport")
+        if effect not in _WARNED and not transport:
+            return None
+        # The kind is the reason up to its first colon: "credentials", "transport",
+        # a provider's error code; the details vary per send and go into the line only.
+        kind = f"{effect.value}: {outcome.reason.split(':', 1)[0]}"
+        key = (app, provider, kind)
+        last, count = self._since.get(key, (float("-inf"), 0))
+        count += 1
+        if now - last < self._interval:
+            self._since[key] = (last, count)
+            return None
+        self._since[key] = (now, 0)
+        return (
+            f"push app {app} via {provider}: {count} {effect.value} "
+            f"({outcome.reason}) since the last report"
+        )

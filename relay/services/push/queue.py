@@ -13,7 +13,7 @@ from relay.services.push.e2ee import encrypted
 from storage.db import Database
 from storage.ids import MICROS_PER_SECOND, now_us
 from storage.repos import push_jobs
-from storage.repos.push_jobs import JobStatus, NewJob
+from storage.repos.push_jobs import JobRecord, JobState, JobStatus, NewJob
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,35 @@ class PushQueue:
         )
         self.wake()
         return ids
+
+    async def record_finished(
+        self, app_id: uuid.UUID, finished: Sequence[tuple[Delivery, JobState, str | None]]
+    ) -> None:
+        """Record deliveries sent at once (their final state and reason)."""
+        jobs = self.jobs_for(app_id, [delivery for delivery, _, _ in finished])
+        rows = [
+            (job, state, reason) for job, (_, state, reason) in zip(jobs, finished, strict=True)
+        ]
+        await self._db.write(
+            lambda conn: push_jobs.record_finished(
+                conn, rows, now=now_us(), max_attempts=self.max_attempts
+            )
+        )
+
+    async def recent(
+        self,
+        *,
+        app_id: uuid.UUID | None = None,
+        failed_only: bool = False,
+        since: int | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """The most recently updated jobs, newest first."""
+        return await self._db.read(
+            lambda conn: push_jobs.recent(
+                conn, app_id=app_id, failed_only=failed_only, since=since, limit=limit
+            )
+        )
 
     async def status(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JobStatus]:
         """The recorded status of jobs."""

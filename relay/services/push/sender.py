@@ -8,6 +8,7 @@ long as :meth:`PushSender.run` runs; the workers deliver queued jobs through
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,20 +16,30 @@ from dataclasses import dataclass
 import trio
 
 from providers.client import PushClient, Target
-from providers.message import Environment, Outcome, Platform, PushMessage
+from providers.message import Environment, Outcome, Platform, PushMessage, Verdict
 from relay.crypto.sealing import SealingError
 from relay.observability import metrics
 from relay.services.push.apps import AppCredentials, AppService
 from relay.services.push.breaker import RemovalBreaker
 from relay.services.push.config import PushConfig
 from relay.services.push.invalidation import TokenInvalidator
-from relay.services.push.outcomes import Decision, PushStats, decide, refused, removal_reason
+from relay.services.push.outcomes import (
+    Decision,
+    OutcomeWarnings,
+    PushStats,
+    decide,
+    refused,
+    removal_reason,
+)
 from relay.services.push.queue import Delivery, PushQueue
+from storage.errors import StorageError
 from storage.ids import now_us
 from storage.repos.push_jobs import JobState
 
 log = logging.getLogger("relay.push")
 
+# Failures of one kind for one app and provider: one warning per this many seconds.
+WARNING_INTERVAL_SECS = 60.0
 UNREADABLE = "the app's credentials do not open with the server key (was the key changed?)"
 
 
@@ -65,6 +76,7 @@ class PushSender:
         self._stats = stats
         self._config = config
         self._client: PushClient | None = None
+        self._warnings = OutcomeWarnings(WARNING_INTERVAL_SECS)
         self._ready = trio.Event()
 
     def pool_usage(self) -> dict[str, tuple[int, int]]:
@@ -155,12 +167,11 @@ class PushSender:
             removal_allowed=reason is None or self._breaker.allows_removal(app_id),
         )
         self._stats.count(decision.effect)
-        metrics.PUSH_JOBS.labels(
-            "none" if app_id is None else str(app_id),
-            provider,
-            decision.effect.value,
-            outcome.verdict.value,
-        ).inc()
+        app = "none" if app_id is None else str(app_id)
+        metrics.PUSH_JOBS.labels(app, provider, decision.effect.value, outcome.verdict.value).inc()
+        warning = self._warnings.note(app, provider, outcome, decision.effect, time.monotonic())
+        if warning is not None:
+            log.warning("%s", warning)
         if decision.removal is not None:
             await self._invalidator.add(decision.removal)
         return decision
@@ -178,6 +189,7 @@ class PushSender:
             credentials = AppCredentials()
         counts = {platform: PlatformCounts() for platform in Platform}
         retries: list[Delivery] = []
+        finished: list[tuple[Delivery, JobState, str | None]] = []
         limiter = trio.CapacityLimiter(self._config.concurrency)
         started = now_us()
 
@@ -200,10 +212,48 @@ class PushSender:
                 retries.append(item)
             else:
                 bucket.failed += 1
+            if decision.state is not JobState.PENDING:
+                finished.append((item, decision.state, decision.reason))
 
         async with trio.open_nursery() as nursery:
             for item in deliveries:
                 nursery.start_soon(one, item)
         if retries:
             await self._queue.enqueue(app_id, retries)
+        if finished:
+            # Listed with the queued ones (relay push jobs); the counts are the answer,
+            # so a record that cannot be written is logged rather than failing the send.
+            try:
+                await self._queue.record_finished(app_id, finished)
+            except StorageError as error:
+                log.warning("could not record %d synchronous sends: %s", len(finished), error)
         return counts
+
+
+TEST_MESSAGE = PushMessage(title="relay", body="Test notification", data={"relay": "test"})
+
+
+async def probe(
+    config: PushConfig,
+    credentials: AppCredentials,
+    target: tuple[Platform, Environment, str],
+    message: PushMessage = TEST_MESSAGE,
+) -> Outcome:
+    """Send one notification outside the queue (``relay push test``) and return the
+    provider's verdict as is: nothing is recorded, no token is removed."""
+    platform, environment, token = target
+    configured = credentials.of(platform)
+    if configured is None:
+        return Outcome(Verdict.FAILED, f"the app has no {platform.value} credentials")
+    async with trio.open_nursery() as pools:
+        client = PushClient(
+            pools,
+            endpoints=config.endpoints,
+            pool_config=config.pool,
+            ssl_context=config.ssl_context(),
+        )
+        try:
+            return await client.send(Target(platform, token, configured, environment), message)
+        finally:
+            await client.aclose()
+            pools.cancel_scope.cancel()

@@ -11,7 +11,14 @@ import pytest
 from providers import apns, fcm, hms
 from providers.h2pool.connection import Response
 from providers.message import Outcome, Verdict
-from relay.services.push.outcomes import Decision, Effect, PushStats, decide, refused
+from relay.services.push.outcomes import (
+    Decision,
+    Effect,
+    OutcomeWarnings,
+    PushStats,
+    decide,
+    refused,
+)
 from storage.repos.push_jobs import JobState
 from storage.repos.push_tokens import Removal
 
@@ -201,3 +208,36 @@ def test_stats_count_each_effect() -> None:
     # GAVE_UP, FAILED, REMOVED and REMOVAL_HELD are failures; REFUSED never reached one.
     assert (stats.sent, stats.retried, stats.failed) == (1, 1, 4)
     assert (stats.removals, stats.removals_held) == (1, 1)
+
+
+def test_failures_are_warned_once_per_interval_with_their_count() -> None:
+    warnings = OutcomeWarnings(interval=60)
+    refused_ = Outcome(Verdict.FAILED, "credentials: the key id is not known", 403)
+    first = warnings.note("app-1", "apns", refused_, Effect.FAILED, now=0)
+    assert first == (
+        "push app app-1 via apns: 1 failed (credentials: the key id is not known) "
+        "since the last report"
+    )
+    assert warnings.note("app-1", "apns", refused_, Effect.FAILED, now=10) is None
+    assert warnings.note("app-1", "apns", refused_, Effect.FAILED, now=20) is None
+    # Another app, provider or kind of failure is its own line.
+    assert warnings.note("app-2", "apns", refused_, Effect.FAILED, now=20) is not None
+    later = warnings.note("app-1", "apns", refused_, Effect.FAILED, now=61)
+    assert later is not None
+    assert ": 3 failed (" in later  # the two held back, and this one
+
+
+def test_transport_failures_are_warned_even_while_retried_and_sends_never() -> None:
+    warnings = OutcomeWarnings(interval=60)
+    broken = Outcome(
+        Verdict.RETRY, "transport: connecting to fcm failed: certificate verify failed"
+    )
+    line = warnings.note("app-1", "fcm", broken, Effect.RETRIED, now=0)
+    assert line is not None
+    assert "certificate verify failed" in line
+    sent = Outcome(Verdict.SENT, "sent", 200)
+    assert warnings.note("app-1", "fcm", sent, Effect.SENT, now=0) is None
+    busy = Outcome(Verdict.RETRY, "503 Service Unavailable", 503)
+    assert warnings.note("app-1", "fcm", busy, Effect.RETRIED, now=0) is None
+    gave_up = Outcome(Verdict.RETRY, "503 Service Unavailable", 503)
+    assert warnings.note("app-1", "fcm", gave_up, Effect.GAVE_UP, now=0) is not None
