@@ -433,6 +433,18 @@ class Settings:
     push_job_retention_secs: int = _setting(
         86400, "how long finished push jobs (and their status) are kept", minimum=0
     )
+    push_feedback_url: str | None = _setting(
+        None, "POST a signed JSON event here per removed token and per failed push job"
+    )
+    push_feedback_secret: str | None = _setting(
+        None, "HMAC-SHA256 key signing the feedback events (required with the URL)", secret=True
+    )
+    push_feedback_max_attempts: int = _setting(
+        8, "deliveries of one feedback event before it is dropped", minimum=1, maximum=50
+    )
+    push_feedback_max_pending: int = _setting(
+        10000, "feedback events kept waiting at most (newer ones are dropped)", minimum=1
+    )
 
     # --- compatible push APIs (PowerAuth, Zulip, Rocket.Chat) ----------------------------
     powerauth_open: bool = _setting(
@@ -555,6 +567,14 @@ def load_settings(environ: Mapping[str, str], flags: Mapping[str, str] | None = 
 
 
 def _check_consistency(settings: Settings) -> None:
+    if settings.push_feedback_url is not None:
+        if not settings.push_feedback_url.startswith(("http://", "https://")):
+            raise SettingError("RELAY_PUSH_FEEDBACK_URL: expected an http:// or https:// URL")
+        if not settings.push_feedback_secret:
+            raise SettingError(
+                "RELAY_PUSH_FEEDBACK_SECRET: required with RELAY_PUSH_FEEDBACK_URL "
+                "(the receiver checks each event's signature with it)"
+            )
     pairs: list[tuple[str, str]] = [
         ("attachment_min_size_bytes", "attachment_max_size_bytes"),
         ("backup_min_size_bytes", "backup_max_size_bytes"),

@@ -34,6 +34,7 @@ from relay.services.powerauth.inbox import InboxService
 from relay.services.powerauth.messages import PowerAuthMessages
 from relay.services.push.apps import AppService
 from relay.services.push.config import PushConfig
+from relay.services.push.feedback import FeedbackConfig
 from relay.services.push.retry import RetryPolicy
 from relay.services.push.service import PushService
 from relay.services.push.wakeups import Wakeups
@@ -126,6 +127,14 @@ def push_config(settings: Settings) -> PushConfig:
         invalid_token_batch=settings.notifications_invalid_token_cleanup_batch_size,
         invalid_token_interval=float(settings.notifications_invalid_token_cleanup_interval_secs),
         retention_secs=settings.push_job_retention_secs,
+        feedback=None
+        if settings.push_feedback_url is None or settings.push_feedback_secret is None
+        else FeedbackConfig(
+            settings.push_feedback_url,
+            settings.push_feedback_secret.encode(),
+            max_attempts=settings.push_feedback_max_attempts,
+            max_pending=settings.push_feedback_max_pending,
+        ),
     )
 
 
@@ -334,7 +343,7 @@ def _powerauth(
             db, devices, messages, sender, page_size=settings.powerauth_campaign_page_size
         ),
         inbox=InboxService(db, apps),
-        admin=AdminService(apps),
+        admin=AdminService(apps, sender.push.queue),
         api_keys=ApiKeyService(db),
         open=settings.powerauth_open,
     )

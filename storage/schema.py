@@ -201,6 +201,18 @@ push_app_credentials = Table(
 # leasing it pushes next_attempt_at out by the visibility timeout and stamps a lease,
 # so a worker that dies mid-send only delays the job. Relay wake-ups carry a device and
 # a coalesce key (one PENDING wake-up per device); the token is read when sent.
+# Events for the operator's feedback webhook (removed tokens, failed jobs), delivered
+# with retries; a row is deleted once delivered or given up.
+push_feedback = Table(
+    "push_feedback",
+    metadata,
+    Column("id", UUIDType, primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 push_jobs = Table(
     "push_jobs",
     metadata,

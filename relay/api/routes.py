@@ -178,6 +178,7 @@ POWERAUTH = (
     route("/admin/app/unconfigured/list", GET="powerauth.admin_unconfigured"),
     route("/admin/app/detail", POST="powerauth.admin_detail"),
     route("/admin/app/create", POST="powerauth.admin_create"),
+    route("/admin/push/jobs", GET="powerauth.admin_push_jobs"),
     *(
         entry
         for provider, old in (("apns", "ios"), ("fcm", "android"), ("hms", "huawei"))

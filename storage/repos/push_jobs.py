@@ -134,12 +134,13 @@ def record_finished(
     *,
     now: int,
     max_attempts: int,
-) -> None:
+) -> list[uuid.UUID]:
     """Record deliveries already attempted once (synchronous sends): their final state
-    and reason, so that they are listed like queued ones."""
+    and reason, so that they are listed like queued ones; their ids."""
+    ids = [uuid7() for _ in jobs]
     rows = [
         {
-            "id": uuid7(),
+            "id": job_id,
             "app_id": job.app_id,
             "device_id": None,
             "platform": job.platform,
@@ -158,10 +159,11 @@ def record_finished(
             "created_at": now,
             "updated_at": now,
         }
-        for job, state, reason in jobs
+        for job_id, (job, state, reason) in zip(ids, jobs, strict=True)
     ]
     if rows:
         conn.execute(push_jobs.insert(), rows)
+    return ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,7 @@ def campaign_page(
     return page
 
 
-def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
-    """Compare-and-clear: delete registrations of each token not renewed since ``before``."""
+def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> list[Removal]:
+    """Compare-and-clear: delete registrations of each token not renewed since ``before``;
+    the removals that deleted something."""
     return compare_and_clear(conn, push_registrations, removals)

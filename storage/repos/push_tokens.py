@@ -27,10 +27,14 @@ class PushTokenRow:
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    """Remove ``token`` unless it was registered (again) at or after ``before``."""
+    """Remove ``token`` unless it was registered (again) at or after ``before``; the app,
+    platform and provider reason say why (for the operator's feedback)."""
 
     token: str
     before: int
+    app_id: uuid.UUID | None = None
+    platform: str | None = None
+    reason: str | None = None
 
 
 def put(
@@ -78,23 +82,24 @@ def devices_with_tokens(conn: Connection, device_ids: Sequence[uuid.UUID]) -> li
     return list(present_uuids(conn, push_tokens, "device_id", device_ids))
 
 
-def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> int:
-    """Compare-and-clear: delete each token not registered since its ``before`` time."""
+def remove_unless_renewed(conn: Connection, removals: Sequence[Removal]) -> list[Removal]:
+    """Compare-and-clear: delete each token not registered since its ``before`` time;
+    the removals that deleted something."""
     return compare_and_clear(conn, push_tokens, removals)
 
 
-def compare_and_clear(conn: Connection, table: Table, removals: Sequence[Removal]) -> int:
+def compare_and_clear(conn: Connection, table: Table, removals: Sequence[Removal]) -> list[Removal]:
     """Delete the rows of ``table`` (``token``, ``updated_at``) holding each removal's
-    token and last written before its ``before`` time, in one executemany."""
-    if not removals:
-        return 0
+    token and last written before its ``before`` time; the removals that deleted rows
+    (one statement each: removals are rare, and which ones took effect is reported)."""
     statement = delete(table).where(
         and_(
             table.c.token == bindparam("b_token"),
             table.c.updated_at < bindparam("b_before"),
         )
     )
-    result = conn.execute(
-        statement, [{"b_token": item.token, "b_before": item.before} for item in removals]
-    )
-    return max(result.rowcount, 0)
+    return [
+        item
+        for item in removals
+        if conn.execute(statement, {"b_token": item.token, "b_before": item.before}).rowcount > 0
+    ]

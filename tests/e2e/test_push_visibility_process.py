@@ -3,7 +3,7 @@ FCM emulator, the ``relay`` command): a SYNCHRONOUS PowerAuth send is recorded l
 queued one and listed by ``relay push jobs``; an app whose credentials the provider does
 not know gets one warning with a count; ``relay push test`` prints the provider's
 verdict — including the underlying cause of a transport failure (an untrusted
-certificate)."""
+certificate); the PowerAuth admin API lists the same jobs for the integrator."""
 
 from __future__ import annotations
 
@@ -72,6 +72,25 @@ async def test_failures_are_listed_warned_and_probed(
                         )
                         fcm = response.json()["responseObject"]["fcm"]
                         assert {k: fcm[k] for k in counts} == counts
+                # The same listing on the PowerAuth admin API, for the integrator.
+                auth = {"Authorization": f"Bearer {key}"}
+                everything = (await http.get("/admin/push/jobs", headers=auth)).json()
+                assert len(everything["responseObject"]["jobs"]) == 4
+                broken = await http.get(
+                    "/admin/push/jobs",
+                    params={"appId": "broken", "failed": "true", "since": "2020-01-01T00:00Z"},
+                    headers=auth,
+                )
+                jobs = broken.json()["responseObject"]["jobs"]
+                assert [(j["appId"], j["status"]) for j in jobs] == [("broken", "FAILED")] * 3
+                assert jobs[0]["token"] == "broken…en"
+                assert jobs[0]["timestampUpdated"].endswith("+00:00")
+                refused = await http.get(
+                    "/admin/push/jobs", params={"since": "yesterday"}, headers=auth
+                )
+                assert refused.status_code == 400
+                assert refused.json()["status"] == "ERROR"
+                assert (await http.get("/admin/push/jobs")).status_code == 401
             listed = run_relay("push", "jobs", env=env)
             failed = run_relay("push", "jobs", "--failed", "--app", "broken", env=env)
             recent = run_relay("push", "jobs", "--since", "10m", env=env)

@@ -4,6 +4,7 @@ deprecated ``ios``/``android``/``huawei`` aliases."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -14,6 +15,7 @@ from relay.api.powerauth.envelope import ok, read_json, request_dict
 from relay.api.routes import view
 from relay.services.powerauth import PowerAuth
 from relay.services.push.apps import AppInfo
+from relay.services.push.queue import JobRecord
 
 
 def summary(app: AppInfo) -> dict[str, Any]:
@@ -46,6 +48,26 @@ def detail(app: AppInfo, body: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def job_summary(job: JobRecord, app: str | None) -> dict[str, Any]:
+    """One push job as the listing shows it (the token masked: it addresses a phone)."""
+    token = job.token or ""
+    return {
+        "id": str(job.id),
+        "appId": app,
+        "platform": job.platform,
+        "token": token if len(token) <= 8 else f"{token[:6]}…{token[-2:]}",
+        "status": job.state.upper(),
+        "attempts": job.attempts,
+        "reason": job.reason,
+        "timestampCreated": _iso(job.created_at),
+        "timestampUpdated": _iso(job.updated_at),
+    }
+
+
+def _iso(timestamp_us: int) -> str:
+    return datetime.fromtimestamp(timestamp_us / 1_000_000, UTC).isoformat(timespec="seconds")
+
+
 async def _app_of_removal() -> str:
     # DELETE /admin/app/<provider>?appId=...; the deprecated forms carry a body.
     if request.args.get("appId"):
@@ -64,6 +86,14 @@ def register(bp: Blueprint, powerauth: PowerAuth) -> None:
     async def admin_app_list() -> Response:
         apps = await admin.list()
         return ok({"applicationList": [summary(app) for app in apps]})
+
+    @view(bp)
+    async def admin_push_jobs() -> Response:
+        query = schemas.jobs_query(request.args)
+        jobs = await admin.jobs(
+            query.app, failed_only=query.failed_only, since=query.since, limit=query.limit
+        )
+        return ok({"jobs": [job_summary(job, app) for job, app in jobs]})
 
     @view(bp)
     async def admin_unconfigured() -> Response:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from relay.api.http import optional_push_key
@@ -313,3 +316,34 @@ def hms_settings(body: dict[str, Any]) -> HmsSettings:
         client_secret=_required(body, "clientSecret"),
         project_id=_required(body, "projectId"),
     )
+
+
+@dataclass(frozen=True)
+class JobsQuery:
+    """``GET /admin/push/jobs`` parameters: ``appId``, ``failed``, ``since`` (ISO 8601),
+    ``limit`` (1-1000, default 100)."""
+
+    app: str | None
+    failed_only: bool
+    since: int | None
+    limit: int
+
+
+def jobs_query(args: Mapping[str, str]) -> JobsQuery:
+    """Validated listing parameters."""
+    since = None
+    if args.get("since"):
+        try:
+            moment = datetime.fromisoformat(args["since"])
+        except ValueError:
+            raise PowerAuthError("since must be an ISO 8601 time with a time zone.") from None
+        if moment.tzinfo is None:
+            raise PowerAuthError("since must be an ISO 8601 time with a time zone.")
+        since = int(moment.timestamp() * 1_000_000)
+    limit = args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise PowerAuthError("limit must be 1 to 1000.")
+    failed = args.get("failed", "false").lower()
+    if failed not in ("true", "false"):
+        raise PowerAuthError("failed must be true or false.")
+    return JobsQuery(args.get("appId") or None, failed == "true", since, int(limit))

@@ -8,13 +8,15 @@ holds public settings only, never a key or secret.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from providers.message import Platform
 from relay.errors import Conflict, InvalidInput, NotFound
 from relay.services.powerauth.errors import PowerAuthError
 from relay.services.push.apps import AppInfo, AppService
+from relay.services.push.queue import PushQueue
+from storage.repos.push_jobs import JobRecord
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,9 @@ def _as_powerauth_error() -> Iterator[None]:
 class AdminService:
     """See the module docstring."""
 
-    def __init__(self, apps: AppService) -> None:
+    def __init__(self, apps: AppService, queue: PushQueue) -> None:
         self._apps = apps
+        self._queue = queue
 
     async def _app(self, name: str) -> AppInfo:
         try:
@@ -73,6 +76,17 @@ class AdminService:
         """Every app, or only those without any provider configured."""
         apps = await self._apps.all()
         return [app for app in apps if not app.providers] if unconfigured else apps
+
+    async def jobs(
+        self, name: str | None, *, failed_only: bool, since: int | None, limit: int
+    ) -> Sequence[tuple[JobRecord, str | None]]:
+        """Recent push jobs (of one app), newest first, each with its app's name."""
+        app_id = None if name is None else (await self._app(name)).id
+        names = {app.id: app.name for app in await self._apps.all()}
+        jobs = await self._queue.recent(
+            app_id=app_id, failed_only=failed_only, since=since, limit=limit
+        )
+        return [(job, None if job.app_id is None else names.get(job.app_id)) for job in jobs]
 
     async def detail(self, name: str) -> AppInfo:
         """An app and its providers' public settings."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from providers.client import Endpoints
 from providers.h2pool import PoolConfig, client_ssl_context
 from relay.services.push.breaker import BreakerConfig
+from relay.services.push.feedback import FeedbackConfig
 from relay.services.push.retry import RetryPolicy
 
 
@@ -27,6 +28,8 @@ class PushConfig:
     invalid_token_interval: float = 5.0
     retention_secs: int = 86400
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    feedback: FeedbackConfig | None = None
+    """The operator's webhook for removed tokens and failed jobs, if configured."""
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context of provider connections (``ca_file`` trusted if given)."""

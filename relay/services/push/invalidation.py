@@ -15,8 +15,10 @@ import trio
 from sqlalchemy.engine import Connection
 
 from relay.observability import metrics
+from relay.services.push.feedback import FeedbackHook, token_removed
 from storage.db import Database
 from storage.errors import StorageError
+from storage.ids import now_us
 from storage.repos import push_registrations, push_tokens
 from storage.repos.push_tokens import Removal
 
@@ -26,18 +28,37 @@ log = logging.getLogger("relay.push")
 _BACKLOG_BATCHES = 10
 
 
-def _remove(conn: Connection, removals: list[Removal]) -> int:
+def _remove(conn: Connection, removals: list[Removal], feedback: FeedbackHook | None) -> int:
     # A dead token is dead for the relay's devices and for every face's registrations.
-    return push_tokens.remove_unless_renewed(
-        conn, removals
-    ) + push_registrations.remove_unless_renewed(conn, removals)
+    removed = push_tokens.remove_unless_renewed(conn, removals)
+    removed += push_registrations.remove_unless_renewed(conn, removals)
+    if feedback is not None and removed:
+        now = now_us()
+        tokens = {item.token: item for item in removed}  # once per token, not per table
+        feedback.queue(
+            conn,
+            [
+                token_removed(item.token, item.app_id, item.platform, item.reason, now)
+                for item in tokens.values()
+            ],
+            now=now,
+        )
+    return len(removed)
 
 
 class TokenInvalidator:
     """See the module docstring."""
 
-    def __init__(self, db: Database, *, batch_size: int, interval: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int,
+        interval: float,
+        feedback: FeedbackHook | None = None,
+    ) -> None:
         self._db = db
+        self._feedback = feedback
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[Removal] = []
@@ -77,12 +98,16 @@ class TokenInvalidator:
             batch = self._pending[: self._batch_size]
             del self._pending[: len(batch)]
             try:
-                removed = await self._db.write(partial(_remove, removals=batch))
+                removed = await self._db.write(
+                    partial(_remove, removals=batch, feedback=self._feedback)
+                )
             except StorageError as error:
                 log.warning("could not remove %d dead push tokens: %s", len(batch), error)
                 continue
             self.removed += removed
             metrics.PUSH_TOKENS_REMOVED.inc(removed)
+            if removed and self._feedback is not None:
+                self._feedback.wake()
             self.flushes += 1
             self._drained.set()
             self._drained = trio.Event()

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
+from sqlalchemy.engine import Connection
 
 from providers.message import Environment, Platform, PushMessage
 from relay.services.push.e2ee import encrypted
+from relay.services.push.feedback import FeedbackHook, job_failed
 from storage.db import Database
 from storage.ids import MICROS_PER_SECOND, now_us
 from storage.repos import push_jobs
-from storage.repos.push_jobs import JobRecord, JobState, JobStatus, NewJob
+from storage.repos.push_jobs import JobRecord as JobRecord  # the listing's record
+from storage.repos.push_jobs import JobState, JobStatus, NewJob
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,18 @@ class DueSignal:
 class PushQueue:
     """Queues deliveries for the workers (:mod:`relay.services.push.worker`)."""
 
-    def __init__(self, db: Database, due: DueSignal, *, max_attempts: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        due: DueSignal,
+        *,
+        max_attempts: int,
+        feedback: FeedbackHook | None = None,
+    ) -> None:
         self._db = db
         self._due = due
+        self.feedback = feedback
+        """The operator's webhook (failed synchronous sends are reported too)."""
         self.max_attempts = max_attempts
         """Attempts a queued job gets."""
 
@@ -113,11 +125,24 @@ class PushQueue:
         rows = [
             (job, state, reason) for job, (_, state, reason) in zip(jobs, finished, strict=True)
         ]
-        await self._db.write(
-            lambda conn: push_jobs.record_finished(
-                conn, rows, now=now_us(), max_attempts=self.max_attempts
-            )
-        )
+        feedback = self.feedback
+        now = now_us()
+
+        def work(conn: Connection) -> None:
+            ids = push_jobs.record_finished(conn, rows, now=now, max_attempts=self.max_attempts)
+            if feedback is None:
+                return
+            failed = [
+                job_failed(job_id, app_id, job.platform, job.token, reason, 1, now)
+                for job_id, (job, state, reason) in zip(ids, rows, strict=True)
+                if state is JobState.FAILED
+            ]
+            if failed:
+                feedback.queue(conn, failed, now=now)
+
+        await self._db.write(work)
+        if feedback is not None:
+            feedback.wake()
 
     async def recent(
         self,

@@ -7,6 +7,7 @@ long as :meth:`PushSender.run` runs; the workers deliver queued jobs through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -173,7 +174,11 @@ class PushSender:
         if warning is not None:
             log.warning("%s", warning)
         if decision.removal is not None:
-            await self._invalidator.add(decision.removal)
+            # Why, for the operator's feedback hook.
+            removal = dataclasses.replace(
+                decision.removal, app_id=app_id, platform=provider, reason=outcome.reason
+            )
+            await self._invalidator.add(removal)
         return decision
 
     async def send_now(

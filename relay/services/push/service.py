@@ -16,6 +16,7 @@ import trio
 from relay.services.push.apps import AppService
 from relay.services.push.breaker import RemovalBreaker
 from relay.services.push.config import PushConfig
+from relay.services.push.feedback import FeedbackHook
 from relay.services.push.invalidation import TokenInvalidator
 from relay.services.push.outcomes import PushStats
 from relay.services.push.queue import DueSignal, PushQueue
@@ -32,18 +33,32 @@ class PushService:
         self, db: Database, apps: AppService, wakeups: Wakeups, config: PushConfig
     ) -> None:
         due = DueSignal()
+        self.feedback = None if config.feedback is None else FeedbackHook(db, config.feedback)
         self.wakeups = wakeups
         self.stats = PushStats()
         self.breaker = RemovalBreaker(config.breaker, time.monotonic)
         self.invalidator = TokenInvalidator(
-            db, batch_size=config.invalid_token_batch, interval=config.invalid_token_interval
+            db,
+            batch_size=config.invalid_token_batch,
+            interval=config.invalid_token_interval,
+            feedback=self.feedback,
         )
-        self.queue = PushQueue(db, due, max_attempts=config.retry.max_attempts)
+        self.queue = PushQueue(
+            db, due, max_attempts=config.retry.max_attempts, feedback=self.feedback
+        )
         self.sender = PushSender(
             apps, self.queue, self.invalidator, self.breaker, self.stats, config
         )
         self.worker = PushWorker(
-            db, apps, wakeups, self.sender, due, self.invalidator, self.stats, config
+            db,
+            apps,
+            wakeups,
+            self.sender,
+            due,
+            self.invalidator,
+            self.stats,
+            config,
+            feedback=self.feedback,
         )
 
     async def run(
@@ -54,6 +69,10 @@ class PushService:
         worker_done = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sender.run, worker_done)
+            if self.feedback is not None:
+                # Stops with the sender: events queued by the last outcomes still go out
+                # at the next start (they are in the database).
+                nursery.start_soon(self.feedback.run, worker_done)
             task_status.started()
             try:
                 await self.worker.run(stopping)

@@ -22,6 +22,7 @@ from providers.message import Environment, Outcome, Platform, PushMessage, Verdi
 from relay.crypto.sealing import SealingError
 from relay.services.push.apps import AppService
 from relay.services.push.config import PushConfig
+from relay.services.push.feedback import FeedbackHook, job_failed
 from relay.services.push.invalidation import TokenInvalidator
 from relay.services.push.outcomes import Decision, PushStats, refused
 from relay.services.push.queue import DueSignal
@@ -64,11 +65,13 @@ class PushWorker:
         invalidator: TokenInvalidator,
         stats: PushStats,
         config: PushConfig,
+        feedback: FeedbackHook | None = None,
     ) -> None:
         self._db = db
         self._apps = apps
         self._wakeups = wakeups
         self._sender = sender
+        self._feedback = feedback
         self._due = due
         self._invalidator = invalidator
         self._stats = stats
@@ -249,8 +252,24 @@ class PushWorker:
             )
             for job, decision, delay in batch
         ]
+        failed = [
+            job_failed(
+                job.id, job.app_id, job.platform, job.token, decision.reason, job.attempts, now
+            )
+            for job, decision, _ in batch
+            if decision.state is JobState.FAILED
+        ]
+        feedback = self._feedback
+
+        def work(conn: Connection) -> None:
+            push_jobs.record(conn, rows, now=now)
+            if feedback is not None and failed:
+                feedback.queue(conn, failed, now=now)
+
         try:
-            await self._db.write(lambda conn: push_jobs.record(conn, rows, now=now))
+            await self._db.write(work)
+            if feedback is not None and failed:
+                feedback.wake()
         except StorageError as error:
             # The leases run out and the jobs are delivered again: at-least-once.
             log.warning("could not record %d push outcomes: %s", len(rows), error)
