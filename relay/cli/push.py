@@ -35,13 +35,6 @@ def parse_since(text: str) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def _masked(token: str | None) -> str:
-    # A device token addresses a person's phone: enough to recognise it, no more.
-    if not token:
-        return "-"
-    return token if len(token) <= 8 else f"{token[:6]}…{token[-2:]}"
-
-
 def _add_arguments(push: argparse.ArgumentParser) -> None:
     actions = push.add_subparsers(dest="action", required=True)
     jobs = actions.add_parser("jobs", help="list recent push jobs, newest first")
@@ -71,7 +64,7 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
     from relay.errors import NotFound
     from relay.registry import push_config
     from relay.services.push.apps import AppService
-    from relay.services.push.queue import DueSignal, PushQueue
+    from relay.services.push.queue import DueSignal, PushQueue, masked_token
     from relay.services.push.sender import probe
 
     configured = required(settings)
@@ -100,7 +93,7 @@ def _run(args: argparse.Namespace, settings: Settings | None) -> int:
                 app = "wake-up" if job.app_id is None else names.get(job.app_id, str(job.app_id))
                 print(
                     f"{iso_time(job.updated_at)}\t{job.state}\t{app}\t{job.platform or '-'}\t"
-                    f"{_masked(job.token)}\t{job.attempts}\t{job.reason or ''}"
+                    f"{masked_token(job.token)}\t{job.attempts}\t{job.reason or ''}"
                 )
             return
         app_id = await app_named(args.app)

@@ -101,31 +101,45 @@ def enqueue(
     """Queue ``jobs`` due now; a job whose coalesce key is already pending is dropped."""
     ids = [uuid7() for _ in jobs]
     rows = [
-        {
-            "id": job_id,
-            "app_id": job.app_id,
-            "device_id": None,
-            "platform": job.platform,
-            "environment": job.environment,
-            "token": job.token,
-            "message": job.message,
-            "coalesce_key": job.coalesce_key,
-            "campaign_id": job.campaign_id,
-            "state": JobState.PENDING,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "next_attempt_at": now,
-            "lease": None,
-            "expires_at": job.expires_at,
-            "reason": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        _row(job_id, job, JobState.PENDING, None, attempts=0, now=now, max_attempts=max_attempts)
         for job_id, job in zip(ids, jobs, strict=True)
     ]
     if rows:
         _insert_ignoring_pending_duplicates(conn, rows)
     return ids
+
+
+def _row(
+    job_id: uuid.UUID,
+    job: NewJob,
+    state: JobState,
+    reason: str | None,
+    *,
+    attempts: int,
+    now: int,
+    max_attempts: int,
+) -> dict[str, Any]:
+    """The ``push_jobs`` row of a new job (a finished one keeps no coalesce key)."""
+    return {
+        "id": job_id,
+        "app_id": job.app_id,
+        "device_id": None,
+        "platform": job.platform,
+        "environment": job.environment,
+        "token": job.token,
+        "message": job.message,
+        "coalesce_key": job.coalesce_key if state is JobState.PENDING else None,
+        "campaign_id": job.campaign_id,
+        "state": state,
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+        "next_attempt_at": now,
+        "lease": None,
+        "expires_at": job.expires_at,
+        "reason": reason,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def record_finished(
@@ -139,26 +153,7 @@ def record_finished(
     and reason, so that they are listed like queued ones; their ids."""
     ids = [uuid7() for _ in jobs]
     rows = [
-        {
-            "id": job_id,
-            "app_id": job.app_id,
-            "device_id": None,
-            "platform": job.platform,
-            "environment": job.environment,
-            "token": job.token,
-            "message": job.message,
-            "coalesce_key": None,
-            "campaign_id": job.campaign_id,
-            "state": state,
-            "attempts": 1,
-            "max_attempts": max_attempts,
-            "next_attempt_at": now,
-            "lease": None,
-            "expires_at": job.expires_at,
-            "reason": reason,
-            "created_at": now,
-            "updated_at": now,
-        }
+        _row(job_id, job, state, reason, attempts=1, now=now, max_attempts=max_attempts)
         for job_id, (job, state, reason) in zip(ids, jobs, strict=True)
     ]
     if rows:

@@ -15,7 +15,7 @@ from relay.api.powerauth.envelope import ok, read_json, request_dict
 from relay.api.routes import view
 from relay.services.powerauth import PowerAuth
 from relay.services.push.apps import AppInfo
-from relay.services.push.queue import JobRecord
+from relay.services.push.queue import JobRecord, masked_token
 
 
 def summary(app: AppInfo) -> dict[str, Any]:
@@ -50,12 +50,11 @@ def detail(app: AppInfo, body: dict[str, Any]) -> dict[str, Any]:
 
 def job_summary(job: JobRecord, app: str | None) -> dict[str, Any]:
     """One push job as the listing shows it (the token masked: it addresses a phone)."""
-    token = job.token or ""
     return {
         "id": str(job.id),
         "appId": app,
         "platform": job.platform,
-        "token": token if len(token) <= 8 else f"{token[:6]}…{token[-2:]}",
+        "token": masked_token(job.token),
         "status": job.state.upper(),
         "attempts": job.attempts,
         "reason": job.reason,

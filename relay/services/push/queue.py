@@ -38,6 +38,13 @@ class Delivery:
         return encrypted(self.message, self.push_key, dict(self.extra))
 
 
+def masked_token(token: str | None) -> str:
+    """A device token as listings show it: enough to recognise, not enough to use."""
+    if not token:
+        return "-"
+    return token if len(token) <= 8 else f"{token[:6]}…{token[-2:]}"
+
+
 class DueSignal:
     """Tells the workers to look for due jobs now rather than at their next poll."""
 
