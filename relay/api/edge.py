@@ -178,7 +178,7 @@ class EdgeMiddleware:
         arrived: float,
     ) -> None:
         route = self.policy.classify(scope["path"])
-        answered = _Answered(scope["method"], route.route, arrived, self.policy.access_log)
+        answered = AnsweredRequest(scope["method"], route.route, arrived, self.policy.access_log)
         cors = self.policy.cors
         origin = origin_of(scope["headers"]) if cors.enabled else None
         if origin is not None and is_preflight(scope["method"], scope["headers"]):
@@ -224,9 +224,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 @dataclass(slots=True)
-class _Answered:
-    """What the edge saw of one request's answer: counted in the metrics and, with the
-    access log on, written as its one ``relay.access`` line."""
+class AnsweredRequest:
+    """What the edge (or the gateway, for an upgrade) saw of one request's answer:
+    counted in the metrics and, with the access log on, written as its one
+    ``relay.access`` line."""
 
     method: str
     route: str

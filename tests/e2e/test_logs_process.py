@@ -1,8 +1,8 @@
 """Logs of a real ``relay serve``: with ``RELAY_LOG_FORMAT=json`` every line is one JSON
 object (time, level, logger, message, request id, worker, event fields); the access log
-writes one line per request, the lean send path included, never twice; a line logged
-while serving a request carries its id; reference settings this server lacks are named
-at start-up."""
+writes one line per request, the lean send path and the gateway upgrade included, never
+twice; a line logged while serving a request carries its id; reference settings this
+server lacks are named at start-up."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 
-from relay.client import Outgoing
+from relay.client import Outgoing, connect_gateway
 from tests.e2e.process import environment, relay_process, run_relay
 from tests.factories import new_device
+from tests.messaging import receive_envelopes
 
 
 def _lines(log: str) -> list[dict[str, Any]]:
@@ -45,6 +46,9 @@ async def test_json_lines_one_access_line_per_request_with_its_id(
             # The send takes the lean HTTP/1.1 path.
             http.headers["x-request-id"] = "send-1"
             assert await bob.client.send_messages([Outgoing(alice.id, b"hi")]) == []
+            del http.headers["x-request-id"]
+            async with connect_gateway(alice.client) as gateway:
+                await receive_envelopes(gateway, 1, seconds=10)
             for index in range(3):
                 response = await http.get(
                     f"/v1/users/{uuid.uuid4()}", headers={"x-request-id": f"probe-{index}"}
@@ -72,6 +76,9 @@ async def test_json_lines_one_access_line_per_request_with_its_id(
         assert (probe["route"], probe["status"]) == ("/v1/users/{userId}", 401)
         assert probe["bytes"] > 0
     assert {line["worker"] for line in access} <= {1, 2}
+    # The gateway upgrade is a request of the access log too.
+    upgrades = [line for line in access if line["route"] == "/v1/gateway"]
+    assert [(line["method"], line["status"]) for line in upgrades] == [("GET", 101)]
     # A line the PowerAuth face logged while serving that request carries its id.
     [warning] = [line for line in lines if "no device registered" in line["message"]]
     assert (warning["level"], warning["request_id"]) == ("WARNING", "powerauth-1")

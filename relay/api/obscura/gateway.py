@@ -17,21 +17,26 @@ gateway needs a connection of its own.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from urllib.parse import parse_qs
 
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from wsproto.events import Request
 
 from relay.api.asgi import is_websocket_upgrade, respond
 from relay.api.cors import origin_of
-from relay.api.edge import EdgePolicy, request_id_of, too_many_requests
+from relay.api.edge import AnsweredRequest, EdgePolicy, request_id_of, too_many_requests
 from relay.api.outages import unavailable_raw
 from relay.api.routes import TABLE, Served
 from relay.gateway.session import Gateway
+from relay.observability import metrics
+from relay.observability.requests import REQUEST_ID
 from relay.services.tickets import TicketService
 from relay.transport.http1 import RequestHead
 from relay.transport.listener import PeekedStream
-from relay.transport.types import Address
+from relay.transport.types import Address, Headers
 from relay.transport.websocket import ServerWebSocket
 from storage.errors import StorageError, StorageUnavailable
 
@@ -43,6 +48,7 @@ _NOT_AN_UPGRADE = b"Connection header did not include 'upgrade'"
 _NOT_ALONE = b"The gateway needs a new HTTP/1.1 connection of its own"
 # Clients only send acknowledgements; 16 MiB is what hypercorn allowed as well.
 _MAX_INBOUND_MESSAGE = 16 * 1024 * 1024
+GATEWAY_ROUTE = "/v1/gateway"
 
 
 class GatewayInterceptor:
@@ -63,42 +69,74 @@ class GatewayInterceptor:
         )
 
     async def serve(self, stream: PeekedStream, peer: Address | None) -> None:
-        """Handshake, then the session (the accept loop closes the connection)."""
+        """Handshake, then the session (the accept loop closes the connection). The
+        upgrade is one request of the access log and the metrics; lines logged during
+        the session carry its request id."""
+        arrived = time.perf_counter()
         websocket = ServerWebSocket(stream, max_message_bytes=_MAX_INBOUND_MESSAGE)
         request = await websocket.handshake()
         if request is None:
             return
         headers = list(request.extra_headers)
         request_id = request_id_of(headers)
+        serving = REQUEST_ID.set(request_id.decode("latin-1"))
+        answered = AnsweredRequest("GET", GATEWAY_ROUTE, arrived, self._edge.access_log)
+        try:
+            device_id = await self._admit(websocket, request, headers, request_id, peer, answered)
+            if device_id is None:
+                return
+            await websocket.accept([(b"x-request-id", request_id)])
+            answered.status = 101
+            answered.record()
+            await self._gateway.serve(device_id, websocket)
+        finally:
+            REQUEST_ID.reset(serving)
+
+    async def _admit(
+        self,
+        websocket: ServerWebSocket,
+        request: Request,
+        headers: Headers,
+        request_id: bytes,
+        peer: Address | None,
+        answered: AnsweredRequest,
+    ) -> uuid.UUID | None:
+        """The device whose ticket the upgrade carries, or None once refused."""
         tagged = [(b"x-request-id", request_id)]
+
+        async def reject(status: int, extra: Headers, body: bytes) -> None:
+            await websocket.reject(status, extra, body)
+            answered.status, answered.bytes = status, len(body)
+            answered.record()
+
         if not self._edge.cors.upgrade_allowed(origin_of(headers)):
-            await websocket.reject(403, [*_TEXT, *tagged], b"Origin not allowed")
-            return
+            await reject(403, [*_TEXT, *tagged], b"Origin not allowed")
+            return None
         host = None if peer is None else peer[0]
         path, _, query = request.target.partition("?")
         tier = self._edge.classify(path).tier
         wait = await self._edge.admit_request(tier, host, headers, trio.current_time())
         if wait is not None:
+            assert tier is not None
+            metrics.RATE_LIMITED.labels(tier.value).inc()
             body, limit_headers = too_many_requests(wait, request_id)
-            await websocket.reject(429, limit_headers, body)
-            return
+            await reject(429, limit_headers, body)
+            return None
         tickets = parse_qs(query).get("ticket")
         if not tickets:
-            await websocket.reject(400, [*_TEXT, *tagged], _MISSING_TICKET)
-            return
+            await reject(400, [*_TEXT, *tagged], _MISSING_TICKET)
+            return None
         try:
             device_id = await self._tickets.redeem(tickets[0])
         except StorageUnavailable as error:
-            await websocket.reject(503, [*tagged, *unavailable_raw(error)], b"")
-            return
+            await reject(503, [*tagged, *unavailable_raw(error)], b"")
+            return None
         except StorageError as error:
             log.warning("gateway ticket check failed: %s", error)
             device_id = None
         if device_id is None:
-            await websocket.reject(401, tagged, b"")
-            return
-        await websocket.accept(tagged)
-        await self._gateway.serve(device_id, websocket)
+            await reject(401, tagged, b"")
+        return device_id
 
 
 class GatewayHttpEndpoint:
