@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-_LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
+_LISTENING = re.compile(r"relay listening: API (http://[^\s\",]+), management (http://[^\s\",]+)")
 _EMULATOR = re.compile(r"on (https://\S+)")
 # Settings every benchmarked server gets: no per-IP limits (one client IP drives all the
 # load) and cheap password hashes (accounts are set-up, not what is measured).

@@ -253,12 +253,13 @@ async def _supervise(
                 stop_all()
                 raise
             if all(ready):
-                log.info("relay listening: API %s, management %s", _url(api), _url(management))
+                # "relay listening" last: whoever waits for it has the lines before it.
                 log.info(
                     "%d worker processes: %s",
                     len(slots),
                     ", ".join(str(slot.process.pid) for slot in slots if slot.process),
                 )
+                log.info("relay listening: API %s, management %s", _url(api), _url(management))
                 nursery.start_soon(_stop_on_signal, signals, stop_all)
             else:
                 log.error("a worker exited before it was ready")

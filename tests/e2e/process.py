@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import TEST_JWT_SECRET, UNLIMITED
 
-LISTENING = re.compile(r"relay listening: API (\S+), management (\S+)")
+LISTENING = re.compile(r"relay listening: API (http://[^\s\",]+), management (http://[^\s\",]+)")
 START_TIMEOUT = 120
 
 

@@ -68,6 +68,10 @@ async def _sessions_in_every_worker(
     held: list[tuple[Device, GatewayConnection, int]] = []
     for _ in range(100):
         device = await new_device(http, one_time_pre_keys=25)
+        # The worker that just answered over the kept-alive connection is awake and
+        # would take the next connection every time (on a loaded machine, before the
+        # other wakes up): let both go back to waiting first, so the kernel decides.
+        await trio.sleep(0.05)
         gateway = await stack.enter_async_context(connect_gateway(device.client))
         held.append((device, gateway, _holder(workers, port, gateway.websocket.local.port)))
         if {worker for _, _, worker in held} == set(workers):
