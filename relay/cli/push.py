@@ -35,6 +35,12 @@ def parse_since(text: str) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 to 1000")
+    return int(text)
+
+
 def _add_arguments(push: argparse.ArgumentParser) -> None:
     actions = push.add_subparsers(dest="action", required=True)
     jobs = actions.add_parser("jobs", help="list recent push jobs, newest first")
@@ -43,7 +49,9 @@ def _add_arguments(push: argparse.ArgumentParser) -> None:
     jobs.add_argument(
         "--since", type=parse_since, default=None, help="ISO 8601 time or age (30m, 2h, 1d)"
     )
-    jobs.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    jobs.add_argument(
+        "--limit", type=_limit, default=100, help="at most this many, 1-1000 (default 100)"
+    )
     test = actions.add_parser("test", help="send one test notification; print the verdict")
     test.add_argument("app", help="the app whose credentials send it")
     test.add_argument("--platform", required=True, choices=("apns", "fcm", "hms"), help="provider")

@@ -122,3 +122,13 @@ def test_admin_commands_take_only_where_the_data_is(words: list[str]) -> None:
 
 def test_stored_times_print_as_iso_8601() -> None:
     assert iso_time(1_765_000_000_123_456) == "2025-12-06T05:46:40+00:00"
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "1001", "many"])
+def test_a_job_listing_limit_out_of_range_is_refused(
+    limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(["push", "jobs", "--limit", limit])
+    assert exited.value.code == 2
+    assert "expected 1 to 1000" in capsys.readouterr().err
