@@ -66,12 +66,12 @@ async def _sessions_in_every_worker(
     port = urlsplit(server.api).port
     assert port is not None
     held: list[tuple[Device, GatewayConnection, int]] = []
-    for _ in range(100):
+    for attempt in range(200):
         device = await new_device(http, one_time_pre_keys=25)
-        # The worker that just answered over the kept-alive connection is awake and
-        # would take the next connection every time (on a loaded machine, before the
-        # other wakes up): let both go back to waiting first, so the kernel decides.
-        await trio.sleep(0.05)
+        # Which waiting worker the kernel wakes first for a new connection depends on
+        # timing; on a loaded machine one can win many times in a row. Let both go back
+        # to waiting, for a varying while, before each connection.
+        await trio.sleep(0.02 + (attempt % 7) * 0.03)
         gateway = await stack.enter_async_context(connect_gateway(device.client))
         held.append((device, gateway, _holder(workers, port, gateway.websocket.local.port)))
         if {worker for _, _, worker in held} == set(workers):
