@@ -14,6 +14,7 @@ skipped, repeated embedded messages concatenate, and the last ``oneof`` member w
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ _ENVELOPE_SENDER_DEVICE_ID_16 = _ENVELOPE_SENDER_DEVICE_ID + b"\x10"
 _BATCH_ENVELOPE = b"\x0a"
 _FRAME_PRE_KEY_STATUS = b"\x62"
 _FRAME_ENVELOPE_BATCH = b"\x6a"
+_EMPTY_BATCH_FRAME = _FRAME_ENVELOPE_BATCH + b"\x00"  # a oneof member is written even empty
 
 # WebSocketFrame oneof members (field numbers).
 _FRAME_ACK = 11
@@ -92,22 +94,29 @@ def _bytes_field(key: bytes, value: bytes) -> bytes:
 
 def encode_envelope(envelope: EnvelopeRecord) -> bytes:
     """One ``Envelope`` message."""
-    return encode_envelope_fields(
-        envelope.id,
-        envelope.sender_id,
-        envelope.timestamp,
-        envelope.message,
-        envelope.sender_device_id,
+    return b"".join(
+        envelope_parts(
+            envelope.id,
+            envelope.sender_id,
+            envelope.timestamp,
+            envelope.message,
+            envelope.sender_device_id,
+        )
     )
 
 
-def encode_envelope_fields(
+def envelope_parts(
     message_id: bytes, sender_id: bytes, timestamp: int, message: bytes, sender_device_id: bytes
-) -> bytes:
-    """One ``Envelope`` from its fields (the delivery path: no record is built)."""
+) -> Sequence[bytes]:
+    """One ``Envelope`` from its fields, as pieces whose concatenation is its encoding.
+
+    The delivery path joins the pieces of a whole page straight into its frame, so each
+    message (up to megabytes) is copied once, not once per level of nesting.
+    """
     if timestamp and message and len(message_id) == len(sender_id) == len(sender_device_id) == 16:
         # Every delivered envelope: ids are 16 bytes, so their length prefixes are constant.
-        return b"".join(
+        # The small fields before and after the message are joined: fewer pieces to walk.
+        head = b"".join(
             (
                 _ENVELOPE_ID_16,
                 message_id,
@@ -117,11 +126,9 @@ def encode_envelope_fields(
                 encode_varint(timestamp),
                 _ENVELOPE_MESSAGE,
                 encode_varint(len(message)),
-                message,
-                _ENVELOPE_SENDER_DEVICE_ID_16,
-                sender_device_id,
             )
         )
+        return (head, message, _ENVELOPE_SENDER_DEVICE_ID_16 + sender_device_id)
     parts = [
         _id_field(_ENVELOPE_ID, message_id),
         _id_field(_ENVELOPE_SENDER_ID, sender_id),
@@ -132,7 +139,7 @@ def encode_envelope_fields(
         parts.append(_ENVELOPE_MESSAGE + encode_varint(len(message)))
         parts.append(message)
     parts.append(_id_field(_ENVELOPE_SENDER_DEVICE_ID, sender_device_id))
-    return b"".join(parts)
+    return tuple(parts)
 
 
 def _id_field(key: bytes, value: bytes) -> bytes:
@@ -144,27 +151,38 @@ def _id_field(key: bytes, value: bytes) -> bytes:
 
 def encode_envelope_batch_frame(encoded_envelopes: Iterable[bytes]) -> bytes:
     """A ``WebSocketFrame{envelope_batch}`` from already-encoded envelopes."""
-    batch = b"".join(_length_delimited(_BATCH_ENVELOPE, e) for e in encoded_envelopes)
-    return _length_delimited(_FRAME_ENVELOPE_BATCH, batch)
+    frames = split_into_frames(((e,) for e in encoded_envelopes), sys.maxsize)
+    return frames[0] if frames else _EMPTY_BATCH_FRAME
 
 
-def split_into_frames(encoded_envelopes: Sequence[bytes], max_batch_bytes: int) -> list[bytes]:
-    """Group envelopes into frames whose summed envelope sizes stay within the limit.
+def split_into_frames(envelopes: Iterable[Sequence[bytes]], max_batch_bytes: int) -> list[bytes]:
+    """Group envelopes, each given as the pieces of its encoding (:func:`envelope_parts`),
+    into frames whose summed envelope sizes stay within the limit.
 
     An envelope is added to the current frame unless that would exceed the limit; an
-    envelope larger than the limit on its own travels alone, never dropped.
+    envelope larger than the limit on its own travels alone, never dropped. Each frame is
+    one join of every piece: the messages are copied once.
     """
     frames: list[bytes] = []
-    current: list[bytes] = []
-    size = 0
-    for envelope in encoded_envelopes:
-        if current and size + len(envelope) > max_batch_bytes:
-            frames.append(encode_envelope_batch_frame(current))
-            current, size = [], 0
-        current.append(envelope)
-        size += len(envelope)
-    if current:
-        frames.append(encode_envelope_batch_frame(current))
+    parts = [_FRAME_ENVELOPE_BATCH, b""]  # the batch's length goes second, once known
+    count = size = batch_size = 0
+    for pieces in envelopes:
+        envelope_size = sum(map(len, pieces))
+        if count and size + envelope_size > max_batch_bytes:
+            parts[1] = encode_varint(batch_size)
+            frames.append(b"".join(parts))
+            parts = [_FRAME_ENVELOPE_BATCH, b""]
+            count = size = batch_size = 0
+        prefix = encode_varint(envelope_size)
+        parts.append(_BATCH_ENVELOPE)
+        parts.append(prefix)
+        parts.extend(pieces)
+        count += 1
+        size += envelope_size
+        batch_size += 1 + len(prefix) + envelope_size
+    if count:
+        parts[1] = encode_varint(batch_size)
+        frames.append(b"".join(parts))
     return frames
 
 

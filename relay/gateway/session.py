@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -92,9 +93,10 @@ def _taken_over(ending: _Ending) -> None:
     ending.finish(_TAKEN_OVER_CLOSE)
 
 
-def envelope_bytes(message: PendingMessage) -> bytes:
-    """A queued message as an encoded ``Envelope``."""
-    return wire.encode_envelope_fields(
+def envelope_parts(message: PendingMessage) -> Sequence[bytes]:
+    """A queued message as the pieces of its encoded ``Envelope`` (see
+    :func:`relay.wire.split_into_frames`)."""
+    return wire.envelope_parts(
         message.id,
         message.sender_id,
         message.created_at // 1000,
@@ -301,12 +303,13 @@ class Gateway:
                 if not page.messages:
                     break
                 cursor, count, more = page.messages[-1].cursor, len(page.messages), page.more
+                # Each message is copied once, into its frame, and only the frames are
+                # kept while waiting for room in the outbox: a stalled client holds the
+                # frame being written and the next one, whatever its backlog.
                 frames = wire.split_into_frames(
-                    [envelope_bytes(message) for message in page.messages],
+                    [envelope_parts(message) for message in page.messages],
                     self._config.max_batch_bytes,
                 )
-                # Only the frames are kept while waiting for room in the outbox: a
-                # stalled client holds one page's worth of memory, not three.
                 del page
                 while frames:
                     await outbox.put(frames.pop(0))

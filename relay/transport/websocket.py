@@ -14,6 +14,7 @@ outbound queue.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 
 import trio
@@ -39,6 +40,19 @@ log = logging.getLogger("relay.gateway")
 MESSAGE_TOO_BIG = 1009
 _RECEIVE_BYTES = 64 * 1024
 _CLOSE_WAIT_SECS = 2.0
+# Below this a frame is copied behind its header (one write); above, written after it.
+_SEPARATE_WRITE_BYTES = 64 * 1024
+_FIN_BINARY = 0x82
+
+
+def binary_frame_head(length: int) -> bytes:
+    """The header of an unmasked, final, binary frame of ``length`` payload bytes: what a
+    server sends with no extension negotiated (RFC 6455 §5.2)."""
+    if length < 126:
+        return bytes((_FIN_BINARY, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", _FIN_BINARY, 126, length)
+    return struct.pack("!BBQ", _FIN_BINARY, 127, length)
 
 
 class ServerWebSocket:
@@ -134,9 +148,19 @@ class ServerWebSocket:
         return len(self._message) > self._max_message_bytes
 
     async def send(self, frame: bytes) -> None:
-        """Send one binary message (dropped once the connection is closing)."""
-        if self._protocol.state is ConnectionState.OPEN:
-            await self._send_event(BytesMessage(data=frame))
+        """Send one binary message (dropped once the connection is closing).
+
+        Framed here rather than by wsproto, whose encoder copies the payload behind the
+        header: frames are up to ``WS_MAX_BATCH_BYTES``, and a peer that stops reading
+        would pin that copy as well as the frame.
+        """
+        if self._protocol.state is not ConnectionState.OPEN:
+            return
+        head = binary_frame_head(len(frame))
+        if len(frame) < _SEPARATE_WRITE_BYTES:
+            await self._send_bytes(head + frame)
+        else:
+            await self._send_bytes(head, frame)
 
     async def ping(self) -> None:
         """Send an empty ping."""
@@ -166,8 +190,12 @@ class ServerWebSocket:
             data = self._protocol.send(event)
         except LocalProtocolError:
             return  # the connection closed in between: nothing left to say
+        await self._send_bytes(data)
+
+    async def _send_bytes(self, *chunks: bytes) -> None:
         async with self._send_lock:
             try:
-                await self._stream.send_all(data)
+                for chunk in chunks:
+                    await self._stream.send_all(chunk)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._eof = True

@@ -60,6 +60,19 @@ def test_envelope_batch_frames_are_identical(records: list[wire.EnvelopeRecord])
         envelope_batch=EnvelopeBatch(envelopes=[_betterproto(r) for r in records])
     )
     assert ours == bytes(theirs)
+
+
+@given(st.lists(envelopes, min_size=1, max_size=20))
+def test_frames_of_envelope_parts_are_identical(records: list[wire.EnvelopeRecord]) -> None:
+    parts = [
+        wire.envelope_parts(r.id, r.sender_id, r.timestamp, r.message, r.sender_device_id)
+        for r in records
+    ]
+    [ours] = wire.split_into_frames(parts, max_batch_bytes=1 << 30)
+    theirs = WebSocketFrame(
+        envelope_batch=EnvelopeBatch(envelopes=[_betterproto(r) for r in records])
+    )
+    assert ours == bytes(theirs)
     assert WebSocketFrame.parse(ours) == theirs
 
 
@@ -158,14 +171,11 @@ def test_garbage_never_raises_anything_else(data: bytes) -> None:
 
 
 def test_frames_split_under_the_byte_limit() -> None:
-    small = [
-        wire.encode_envelope(wire.EnvelopeRecord(b"i" * 16, b"", 1, b"m" * 10, b""))
-        for _ in range(5)
-    ]
-    size = len(small[0])
+    small = [wire.envelope_parts(b"i" * 16, b"", 1, b"m" * 10, b"") for _ in range(5)]
+    size = sum(map(len, small[0]))
     frames = wire.split_into_frames(small, max_batch_bytes=size * 2)
     assert [len(WebSocketFrame.parse(f).envelope_batch.envelopes) for f in frames] == [2, 2, 1]
-    huge = wire.encode_envelope(wire.EnvelopeRecord(b"i" * 16, b"", 1, b"m" * 1000, b""))
+    huge = wire.envelope_parts(b"i" * 16, b"", 1, b"m" * 1000, b"")
     frames = wire.split_into_frames([small[0], huge, small[1]], max_batch_bytes=size * 2)
     assert [len(WebSocketFrame.parse(f).envelope_batch.envelopes) for f in frames] == [1, 1, 1]
     assert wire.split_into_frames([], max_batch_bytes=10) == []
