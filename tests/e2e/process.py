@@ -61,10 +61,15 @@ class Serving:
         """Everything logged so far."""
         return "".join(self.log)
 
-    def rss_bytes(self) -> int:
-        """The process's resident memory."""
+    def anonymous_bytes(self) -> int:
+        """The process's resident anonymous memory (its heap: where buffers live).
+
+        Mapped files (the interpreter, libraries) are left out: the kernel may evict their
+        clean pages while the process runs (this machine runs a DAMON page-out scheme) and
+        fault them back in later, which moves the whole resident size by megabytes.
+        """
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))
         return int(kib) * 1024
 
     def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 60) -> tuple[str, float]:

@@ -127,11 +127,11 @@ async def test_a_stalled_reader_costs_bounded_memory_and_delays_nobody(
             for _ in range(backlog):  # 100 MiB waiting for the stalled device
                 await sender.client.send_messages([Outgoing(stalled.id, b"s" * MIB)])
             await trio.sleep(0.5)
-            before = server.rss_bytes()
+            before = server.anonymous_bytes()
             raw = await RawWebSocket.connect(server.api, await stalled.client.gateway_ticket())
             try:
                 await trio.sleep(2.0)  # it reads nothing: the server's buffers fill up
-                grown = server.rss_bytes() - before
+                grown = server.anonymous_bytes() - before
                 # About two frames' worth (the one being written, the next one waiting
                 # for room), whatever the backlog: 13-16 MiB measured. Each message is
                 # copied once on its way into a frame; with a copy per level of protobuf
