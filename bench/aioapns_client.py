@@ -98,13 +98,15 @@ async def run(args: argparse.Namespace, info: dict[str, str], key: str) -> dict[
 
 def main() -> int:
     """Parse the arguments, run, print the sample."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--ca", required=True)
+    parser = argparse.ArgumentParser(
+        description="The aioapns baseline of relay bench push, in a process of its own."
+    )
+    parser.add_argument("--url", required=True, help="the APNs emulator's URL")
+    parser.add_argument("--ca", required=True, help="the CA certificate that signed it")
     parser.add_argument("--state", required=True, help="the emulator's state directory")
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--count", type=int, required=True, help="pushes to send")
+    parser.add_argument("--concurrency", type=int, required=True, help="pushes in flight")
+    parser.add_argument("--connections", type=int, default=1, help="HTTP/2 connections")
     args = parser.parse_args()
     state = Path(args.state)
     info = json.loads((state / "apns.json").read_text())

@@ -122,14 +122,24 @@ async def run(
     return samples
 
 
+DESCRIPTION = (
+    "A 16 MiB attachment up and down through the relay to S3 (moto), next to the same "
+    "transfer straight to S3."
+)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench blobs", description=DESCRIPTION)
+    parser.add_argument("--size-mib", type=int, default=16, help="attachment size in MiB")
+    report.add_run_options(parser, repetitions=5)
+    add_database_option(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(prog="relay bench blobs", description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=16, help="attachment size in MiB")
-    parser.add_argument("--repetitions", type=int, default=5)
-    add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.size_mib, args.repetitions = 1, 1

@@ -130,17 +130,25 @@ async def one_run(api: str, key: str, pid: int, users: list[str]) -> dict[str, f
     }
 
 
+DESCRIPTION = (
+    "A PowerAuth campaign to D devices through the durable queue to the APNs, FCM and HMS "
+    "emulators."
+)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench campaign", description=DESCRIPTION)
+    parser.add_argument("--devices", type=int, default=100_000, help="devices in the campaign")
+    parser.add_argument("--concurrency", type=int, default=500, help="pushes in flight")
+    report.add_run_options(parser, repetitions=1)
+    add_database_option(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(
-        prog="relay bench campaign", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--devices", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=500, help="pushes in flight")
-    parser.add_argument("--repetitions", type=int, default=1)
-    add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.devices, args.repetitions = 300, 1

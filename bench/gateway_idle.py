@@ -191,13 +191,18 @@ async def run(args: argparse.Namespace, api: str, pid: int) -> list[dict[str, An
         return samples
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(
-        prog="relay bench gateway-idle", description=__doc__.splitlines()[0]
+DESCRIPTION = (
+    "K idle gateway connections: server memory per connection, then the time to reach every one."
+)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench gateway-idle", description=DESCRIPTION)
+    parser.add_argument(
+        "--connections", type=int, default=20000, help="idle gateway sessions held open"
     )
-    parser.add_argument("--connections", type=int, default=20000)
-    parser.add_argument("--repetitions", type=int, default=1)
+    report.add_run_options(parser, repetitions=1)
     parser.add_argument(
         "--workers", type=int, default=2, help="server worker processes (RELAY_SERVER_WORKERS)"
     )
@@ -208,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"gateway holder processes (default: one per {CONNECTIONS_PER_HOLDER:,} connections)",
     )
     add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenario and write the report."""
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.connections, args.repetitions, args.client_processes = 20, 1, 2

@@ -165,17 +165,24 @@ def run_aioapns(emulator: Emulator, count: int, concurrency: int, connections: i
 CLIENTS = ("pool", "httpx", "aioapns")
 
 
+DESCRIPTION = (
+    "Push throughput against the APNs emulator over TLS: our pool next to httpx[http2] and aioapns."
+)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench push", description=DESCRIPTION)
+    parser.add_argument("--count", type=int, default=10000, help="pushes per client per repetition")
+    parser.add_argument("--concurrency", type=int, default=500, help="pushes in flight per client")
+    parser.add_argument("--connections", type=int, default=1, help="connections per client")
+    report.add_run_options(parser, repetitions=3)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write the report."""
-    parser = argparse.ArgumentParser(prog="relay bench push", description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=10000, help="pushes per client per repetition")
-    parser.add_argument("--concurrency", type=int, default=500)
-    parser.add_argument("--connections", type=int, default=1, help="connections per client")
-    parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument(
-        "--quick", action="store_true", help="a tiny run that checks the harness (CI)"
-    )
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.repetitions, args.concurrency = 200, 1, 50

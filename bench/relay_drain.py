@@ -158,17 +158,22 @@ async def run(
         return samples
 
 
+DESCRIPTION = "A backlog of M messages per device, delivered, acknowledged and deleted."
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench relay-drain", description=DESCRIPTION)
+    parser.add_argument("--devices", type=int, default=20, help="receiving devices")
+    parser.add_argument("--backlog", type=int, default=2500, help="messages queued per device")
+    report.add_run_options(parser, repetitions=3)
+    add_database_option(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(
-        prog="relay bench relay-drain", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--devices", type=int, default=20)
-    parser.add_argument("--backlog", type=int, default=2500, help="messages queued per device")
-    parser.add_argument("--repetitions", type=int, default=3)
-    add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.devices, args.backlog, args.repetitions = 2, 60, 1

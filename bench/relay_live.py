@@ -299,15 +299,18 @@ def _ratios(samples: list[dict[str, Any]], layouts: list[Layout]) -> dict[str, A
     return {f"{batch} per POST ratios": ratios}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(
-        prog="relay bench relay-live", description=__doc__.splitlines()[0]
-    )
+DESCRIPTION = (
+    "N sender/receiver device pairs through the real server: messages/s, latency, server CPU."
+)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench relay-live", description=DESCRIPTION)
     parser.add_argument("--pairs", type=int, default=20, help="sender/receiver pairs")
     parser.add_argument("--messages", type=int, default=500, help="messages per pair per run")
     parser.add_argument("--batches", default="1,50", help="submissions per POST, comma-separated")
-    parser.add_argument("--repetitions", type=int, default=3)
+    report.add_run_options(parser, repetitions=3)
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes per server (RELAY_SERVER_WORKERS)"
     )
@@ -319,8 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         "redis-server and haproxy installed)",
     )
     add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenario and write the report."""
+    parser = command_line()
     args = parser.parse_args(argv)
     args.batches = [int(item) for item in args.batches.split(",") if item]
     if args.quick:

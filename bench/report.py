@@ -4,6 +4,7 @@ repetitions, ratios computed within each repetition, a JSON file and a PNG plot 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -33,6 +34,25 @@ _PACKAGES = (
     "betterproto2",
 )
 console = Console(stderr=True)
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, repetitions: int) -> None:
+    """The options every scenario takes: how often it runs, where the report goes, and
+    ``--quick``."""
+    parser.add_argument(
+        "--repetitions",
+        type=int,
+        default=repetitions,
+        help="runs of the scenario; the report gives each metric's median and range",
+    )
+    parser.add_argument(
+        "--output",
+        default="bench-results",
+        help="directory the JSON report and its plot are written to",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny run that checks the harness (CI)"
+    )
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

@@ -111,15 +111,22 @@ async def run(
     return samples
 
 
+DESCRIPTION = "Requests/s of POST /v1/messages next to a bare Quart-Trio route served the same way."
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The scenario's options."""
+    parser = argparse.ArgumentParser(prog="relay bench rest", description=DESCRIPTION)
+    parser.add_argument("--requests", type=int, default=6000, help="requests per variant per run")
+    parser.add_argument("--connections", type=int, default=50, help="keep-alive client connections")
+    report.add_run_options(parser, repetitions=3)
+    add_database_option(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario and write the report."""
-    parser = argparse.ArgumentParser(prog="relay bench rest", description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=6000, help="requests per variant per run")
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--repetitions", type=int, default=3)
-    add_database_option(parser)
-    parser.add_argument("--output", default="bench-results")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the harness")
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.connections, args.repetitions = 100, 5, 1

@@ -4,11 +4,13 @@ options."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import subprocess
 import sys
 
 import pytest
 
+from bench.scenarios import SCENARIOS
 from relay.cli import COMMANDS, main, parser
 from relay.cli.apps import AppsOptions
 from relay.cli.command import iso_time
@@ -96,15 +98,25 @@ def _parsers(
     return found
 
 
+def _assert_helped(words: str, command: argparse.ArgumentParser) -> None:
+    for action in command._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        assert action.help, f"relay {words}: {action.dest} has no help"
+    text = command.format_help()
+    for markup in ("``", ":class:", ":func:", ":mod:", ":meth:"):
+        assert markup not in text, f"relay {words} --help shows {markup}"
+
+
 def test_every_option_has_help_and_no_markup() -> None:
     for words, command in _parsers(parser()):
-        for action in command._actions:
-            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
-                continue
-            assert action.help, f"relay {words}: {action.dest} has no help"
-        text = command.format_help()
-        for markup in ("``", ":class:", ":func:", ":mod:", ":meth:"):
-            assert markup not in text, f"relay {words} --help shows {markup}"
+        _assert_helped(words, command)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_benchmark_option_has_help_and_no_markup(scenario: str) -> None:
+    module = importlib.import_module(SCENARIOS[scenario])
+    _assert_helped(f"bench {scenario}", module.command_line())
 
 
 @pytest.mark.parametrize(
