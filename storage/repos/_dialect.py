@@ -53,20 +53,25 @@ def driver_values(conn: Connection) -> DriverValues:
     return DRIVER_VALUES[conn.dialect.name]
 
 
-def driver_cursor(conn: Connection) -> Any:
+def driver_cursor(conn: Connection, *, binary_results: bool = False) -> Any:
     """A cursor of the DB-API connection under ``conn``, inside its transaction.
 
     For the few hot statements whose SQLAlchemy execution costs several times the SQL:
     the caller writes the SQL per dialect (:func:`driver_values`), binds driver-level
-    values and closes the cursor (or uses :func:`driver_cursor_of`).
+    values and closes the cursor (or uses :func:`driver_cursor_of`). With
+    ``binary_results``, PostgreSQL sends rows in its binary format: ``bytea`` arrives as
+    it is stored instead of as hex text twice its size, to be decoded again.
     """
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if binary_results and conn.dialect.name == "postgresql":
+        return dbapi_connection.cursor(binary=True)
+    return dbapi_connection.cursor()
 
 
 @contextmanager
-def driver_cursor_of(conn: Connection) -> Iterator[Any]:
+def driver_cursor_of(conn: Connection, *, binary_results: bool = False) -> Iterator[Any]:
     """:func:`driver_cursor`, closed when the block ends."""
-    cursor = driver_cursor(conn)
+    cursor = driver_cursor(conn, binary_results=binary_results)
     try:
         yield cursor
     finally:
