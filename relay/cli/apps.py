@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay.cli.admin import open_store, run_admin
-from relay.cli.command import Command, add_store_flags, iso_time, required
+from relay.cli.command import (
+    Command,
+    add_apns_environment,
+    add_store_flags,
+    iso_time,
+    required,
+)
 from relay.config import Settings
 
 _FILES = ("key_file", "service_account", "client_secret_file")
@@ -57,11 +63,8 @@ def _add_arguments(apps: argparse.ArgumentParser) -> None:
     apns.add_argument("--key-id", required=True, help="the key's 10-character id")
     apns.add_argument("--team-id", required=True, help="the Apple developer team id")
     apns.add_argument("--bundle-id", required=True, help="the apns-topic")
-    apns.add_argument(
-        "--environment",
-        default="production",
-        choices=("production", "development"),
-        help="the APNs environment of tokens that do not say (default: production)",
+    add_apns_environment(
+        apns, "the APNs environment of tokens that do not say (default: production)"
     )
     fcm = actions.add_parser("set-fcm", help="FCM HTTP v1 credentials (service account)")
     fcm.add_argument("name", help="the app's name")

@@ -56,6 +56,16 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
     _add_flags(parser, [spec for spec in SETTINGS if spec.name in STORE_SETTINGS])
 
 
+def add_apns_environment(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--environment``: the APNs environment, production unless given."""
+    parser.add_argument(
+        "--environment",
+        default="production",
+        choices=("production", "development"),
+        help=help_text,
+    )
+
+
 def setting_values(args: argparse.Namespace) -> dict[str, str]:
     """The settings given as flags."""
     given = vars(args)

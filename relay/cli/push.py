@@ -10,7 +10,13 @@ import uuid
 from datetime import datetime
 
 from relay.cli.admin import open_store, run_admin
-from relay.cli.command import Command, add_store_flags, iso_time, required
+from relay.cli.command import (
+    Command,
+    add_apns_environment,
+    add_store_flags,
+    iso_time,
+    required,
+)
 from relay.config import Settings
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
@@ -56,12 +62,7 @@ def _add_arguments(push: argparse.ArgumentParser) -> None:
     test.add_argument("app", help="the app whose credentials send it")
     test.add_argument("--platform", required=True, choices=("apns", "fcm", "hms"), help="provider")
     test.add_argument("--token", required=True, help="the device token")
-    test.add_argument(
-        "--environment",
-        default="production",
-        choices=("production", "development"),
-        help="APNs environment (default production)",
-    )
+    add_apns_environment(test, "APNs environment (default production)")
     for action in (jobs, test):
         add_store_flags(action)
 
