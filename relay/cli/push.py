@@ -42,7 +42,7 @@ def parse_since(text: str) -> int:
 
 
 def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r}: expected 1 to 1000")
     return int(text)
 

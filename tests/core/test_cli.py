@@ -136,7 +136,7 @@ def test_stored_times_print_as_iso_8601() -> None:
     assert iso_time(1_765_000_000_123_456) == "2025-12-06T05:46:40+00:00"
 
 
-@pytest.mark.parametrize("limit", ["0", "-5", "1001", "many"])
+@pytest.mark.parametrize("limit", ["0", "-5", "1001", "many", "²"])
 def test_a_job_listing_limit_out_of_range_is_refused(
     limit: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -341,7 +341,7 @@ def jobs_query(args: Mapping[str, str]) -> JobsQuery:
             raise PowerAuthError("since must be an ISO 8601 time with a time zone.")
         since = int(moment.timestamp() * 1_000_000)
     limit = args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:
         raise PowerAuthError("limit must be 1 to 1000.")
     failed = args.get("failed", "false").lower()
     if failed not in ("true", "false"):
